@@ -1,0 +1,197 @@
+"""Each CLI command: its arguments and the API call behind it."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+from pathlib import Path
+
+import torch
+
+from . import checkpoint, data, models
+from .errors import UserError
+from .experiment import DataSpec, train_model
+from .flops import count, count_arch
+from .train import TrainConfig
+
+
+def parse_shape(text: str) -> tuple[int, int, int]:
+    try:
+        shape = tuple(int(v) for v in text.split(","))
+    except ValueError:
+        shape = ()
+    if len(shape) != 3 or min(shape) < 1:
+        raise UserError(f"--input-shape '{text}' must be C,H,W with positive integers, e.g. 3,32,32")
+    return shape  # type: ignore[return-value]
+
+
+def parse_floats(text: str, flag: str) -> list[float]:
+    try:
+        return [float(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise UserError(f"{flag} '{text}' must be comma-separated numbers, e.g. 0.5,0.7") from None
+
+
+def add_data_arguments(p: argparse.ArgumentParser, default: str = "digits") -> None:
+    p.add_argument("--dataset", default=default, help=f"one of: {', '.join(data.names())} (default {default})")
+    p.add_argument("--data-dir", help="folder (or .npz file) holding the dataset's files")
+    p.add_argument("--download", action="store_true", help="fetch MNIST/Fashion-MNIST from the official host")
+    p.add_argument("--subset", type=int, help="use this many training samples, drawn at random")
+
+
+def data_spec(args) -> DataSpec:
+    return DataSpec(args.dataset, args.data_dir, args.download, args.subset, args.seed)
+
+
+def add_train_arguments(p: argparse.ArgumentParser, epochs: int = 30) -> None:
+    d = TrainConfig()
+    p.add_argument("--epochs", type=int, default=epochs)
+    p.add_argument("--batch-size", type=int, default=d.batch_size)
+    p.add_argument("--lr", type=float, default=d.lr, help="peak learning rate")
+    p.add_argument("--momentum", type=float, default=d.momentum)
+    p.add_argument("--weight-decay", type=float, default=d.weight_decay)
+    p.add_argument("--nesterov", action="store_true")
+    p.add_argument("--schedule", default=d.schedule, help="piecewise (reference, scaled), onecycle, cosine, constant")
+    p.add_argument("--label-smoothing", type=float, default=0.0)
+    p.add_argument("--no-flip", action="store_true", help="no horizontal flips")
+    p.add_argument("--no-channels-last", action="store_true")
+    p.add_argument("--amp", default="auto", help="auto (bf16/fp16 on CUDA, off on CPU), off, bf16, fp16")
+    p.add_argument("--compile", action="store_true", help="torch.compile the model (CUDA)")
+    p.add_argument("--device", default="auto")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+
+
+def train_config(args) -> TrainConfig:
+    return TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, momentum=args.momentum,
+                       weight_decay=args.weight_decay, nesterov=args.nesterov, schedule=args.schedule,
+                       label_smoothing=args.label_smoothing, flip=False if args.no_flip else None,
+                       channels_last=not args.no_channels_last, amp=args.amp, compile=args.compile,
+                       device=args.device, seed=args.seed)
+
+
+# --- train -----------------------------------------------------------------------------------------
+def train_arguments(p: argparse.ArgumentParser) -> None:
+    add_data_arguments(p)
+    p.add_argument("--arch", default="preact20", help=f"one of: {', '.join(models.names())}")
+    p.add_argument("--width", type=float, default=1.0, help="channel-width multiplier")
+    p.add_argument("--out", required=True, help="run directory")
+    add_train_arguments(p)
+
+
+def train_command(args) -> None:
+    models.create(args.arch, 2, 1, 32)  # validate the name before loading data
+    r = train_model(data_spec(args), args.arch, train_config(args), args.out, args.width, args.quiet)
+    print(f"{r['arch']} on {r['dataset']}: test accuracy {r['test_accuracy']:.4f}, "
+          f"{r['macs'] / 1e6:.2f} M MACs ({r['flops'] / 1e6:.2f} M FLOPs), {r['params']:,} params, "
+          f"{r['wall_seconds']:.0f} s; results in {args.out}")
+
+
+# --- flops -----------------------------------------------------------------------------------------
+def flops_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--arch", required=True)
+    p.add_argument("--input-shape", default="3,32,32", help="C,H,W of one sample")
+    p.add_argument("--num-classes", type=int, default=10)
+    p.add_argument("--width", type=float, default=1.0)
+    p.add_argument("--prune-ratios", help="also count pruned copies, e.g. 0.5,0.6,0.7,0.8")
+    p.add_argument("--json", action="store_true", help="print JSON")
+
+
+def flops_command(args):
+    shape = parse_shape(args.input_shape)
+    dense = count_arch(args.arch, shape, args.num_classes, args.width)
+    result = {"arch": args.arch, "input_shape": list(shape), "flops": dense["flops"], "macs": dense["macs"],
+              "params": dense["params"]}
+    if args.prune_ratios:
+        from .pruning import pruned_costs
+
+        result["pruned"] = pruned_costs(args.arch, shape, args.num_classes, args.width,
+                                        parse_floats(args.prune_ratios, "--prune-ratios"))
+    if args.json:
+        return result
+    print(f"{args.arch} {shape}: {dense['flops'] / 1e6:.2f} M FLOPs = {dense['macs'] / 1e6:.2f} M MACs, "
+          f"{dense['params']:,} params")
+    for entry in result.get("pruned", []):
+        print(f"  p={entry['ratio']:.2f}: {entry['flops'] / 1e6:.2f} M FLOPs, {entry['params']:,} params, "
+              f"dense/pruned FLOPs {entry['flops_ratio']:.2f}x")
+    return None
+
+
+# --- prune -----------------------------------------------------------------------------------------
+def prune_arguments(p: argparse.ArgumentParser) -> None:
+    from .pruning import IMPORTANCES
+
+    p.add_argument("--arch", required=True)
+    p.add_argument("--num-classes", type=int, default=10)
+    p.add_argument("--input-shape", default="3,32,32", help="C,H,W of one sample")
+    p.add_argument("--width", type=float, default=1.0)
+    p.add_argument("--ratio", type=float, required=True, help="fraction of channels to remove, in (0, 1)")
+    p.add_argument("--importance", default="l2", help=f"one of: {', '.join(IMPORTANCES)} (taylor needs data: "
+                   "use the Python API)")
+    p.add_argument("--steps", type=int, default=1, help="iterative pruning steps")
+    p.add_argument("--global-pruning", action="store_true", help="rank channels across layers")
+    p.add_argument("--checkpoint", help="prune this trained checkpoint (stem or directory) instead of a fresh init")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", required=True)
+
+
+def prune_command(args):
+    from .pruning import ChannelMap, check_ratio, prune, save_pruned
+    from .rundir import seed_everything, write_config
+
+    check_ratio(args.ratio)
+    if args.importance == "taylor":
+        raise UserError("taylor importance needs a labelled batch; use prunefuse.pruning.prune(..., batch=...)")
+    seed_everything(args.seed)
+    base_map = None
+    if args.checkpoint:
+        model, meta = checkpoint.load_model(checkpoint.stem_of(args.checkpoint))
+        shape, arch, width = tuple(meta["input_shape"]), meta["arch"], meta.get("width", 1.0)
+        base_map = ChannelMap.from_dict(meta["channel_map"]) if meta.get("channel_map") else None
+        num_classes = meta["num_classes"]
+    else:
+        shape, arch, width, num_classes = parse_shape(args.input_shape), args.arch, args.width, args.num_classes
+        model = models.create(arch, num_classes, shape[0], shape[1], width)
+    dense_cost = count(model, shape)
+    pruned, cmap = prune(model, args.ratio, torch.zeros(1, *shape), args.importance, args.steps,
+                         args.global_pruning, channel_map=base_map, arch=arch)
+    cost = count(pruned, shape)
+    write_config(args.out, {"command": "prune", **vars(args)})
+    save_pruned(Path(args.out) / "pruned", pruned, cmap, checkpoint.model_spec(arch, num_classes, shape, width))
+    result = {"arch": arch, "ratio": args.ratio, "dense_flops": dense_cost["flops"], "flops": cost["flops"],
+              "params": cost["params"], "flops_ratio": dense_cost["flops"] / max(cost["flops"], 1),
+              "out": args.out}
+    print(f"{arch} pruned at p={args.ratio}: {cost['flops'] / 1e6:.2f} M FLOPs "
+          f"({result['flops_ratio']:.2f}x fewer), {cost['params']:,} params; wrote {args.out}/pruned.safetensors, "
+          f"pruned.json and pruned.map.json")
+    return None
+
+
+# --- datasets --------------------------------------------------------------------------------------
+def datasets_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--data-dir", help="also look here")
+    p.add_argument("--json", action="store_true")
+
+
+def datasets_command(args):
+    rows = []
+    for name, info in data.DATASETS.items():
+        where = data.locate(name, args.data_dir) if name in ("digits", "fashion-mnist", "mnist") or args.data_dir \
+            else None
+        rows.append({"name": name, "found": where is not None, "where": str(where) if where else None,
+                     "description": info.description})
+    if args.json:
+        return rows
+    for r in rows:
+        status = r["where"] if r["found"] else "not found"
+        print(f"{r['name']:<14} {status:<40} {r['description']}")
+    return None
+
+
+COMMANDS = {
+    "train": (train_arguments, train_command, "train a zoo model on a dataset and evaluate it"),
+    "flops": (flops_arguments, flops_command, "count FLOPs, MACs and parameters of an architecture"),
+    "prune": (prune_arguments, prune_command, "prune a network and write it with its channel map"),
+    "datasets": (datasets_arguments, datasets_command, "list datasets and whether each is found locally"),
+}

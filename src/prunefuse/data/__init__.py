@@ -1,0 +1,7 @@
+"""Datasets in their standard formats, read into one in-memory form."""
+
+from .batching import Normalizer, TensorBatches
+from .dataset import Dataset
+from .registry import DATASETS, info, load, locate, names
+
+__all__ = ["Dataset", "DATASETS", "Normalizer", "TensorBatches", "info", "load", "locate", "names"]

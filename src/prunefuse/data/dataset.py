@@ -1,0 +1,60 @@
+"""The single in-memory form every reader produces, so training never touches per-sample Python."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+
+from ..errors import UserError
+
+
+@dataclass
+class Dataset:
+    images: torch.Tensor  # uint8, N x C x H x W
+    labels: torch.Tensor  # int64, N
+    classes: list[str]
+    name: str
+    split: str
+    ids: list[str] | None = field(default=None, repr=False)  # file paths or ids, where the source has them
+
+    def __post_init__(self) -> None:
+        if self.images.dtype != torch.uint8 or self.images.dim() != 4:
+            raise UserError(
+                f"{self.name}/{self.split}: images must be uint8 N x C x H x W, got {self.images.dtype} "
+                f"with shape {tuple(self.images.shape)}; convert the data to 8-bit images"
+            )
+        if self.labels.dim() != 1 or len(self.labels) != len(self.images):
+            raise UserError(
+                f"{self.name}/{self.split}: {len(self.images)} images but {self.labels.numel()} labels; "
+                "the image and label files do not belong together, re-extract or re-download them"
+            )
+        self.labels = self.labels.long()
+        if len(self.labels) and (self.labels.min() < -1 or self.labels.max() >= len(self.classes)):
+            raise UserError(
+                f"{self.name}/{self.split}: labels must lie in 0..{len(self.classes) - 1} (-1 for unlabeled), found "
+                f"{int(self.labels.min())}..{int(self.labels.max())}; check the class list"
+            )
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    @property
+    def input_shape(self) -> tuple[int, int, int]:
+        return tuple(self.images.shape[1:])  # type: ignore[return-value]
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.classes)
+
+    def subset(self, indices: torch.Tensor | list[int]) -> "Dataset":
+        idx = torch.as_tensor(indices, dtype=torch.long)
+        ids = [self.ids[i] for i in idx.tolist()] if self.ids is not None else None
+        return Dataset(self.images[idx], self.labels[idx], self.classes, self.name, self.split, ids)
+
+    def channel_stats(self) -> tuple[list[float], list[float]]:
+        """Per-channel mean and std in [0, 1], for normalisation."""
+        x = self.images.float().div_(255)
+        mean = x.mean(dim=(0, 2, 3))
+        std = x.std(dim=(0, 2, 3)).clamp_min(1e-3)
+        return mean.tolist(), std.tolist()

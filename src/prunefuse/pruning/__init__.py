@@ -1,0 +1,7 @@
+"""Structured pruning with an exact map from pruned to dense channels."""
+
+from .channel_map import ChannelMap, LayerMap
+from .materialize import materialize
+from .prune import IMPORTANCES, check_ratio, prune, pruned_costs, save_pruned
+
+__all__ = ["ChannelMap", "IMPORTANCES", "LayerMap", "materialize", "check_ratio", "prune", "pruned_costs", "save_pruned"]

@@ -1,0 +1,157 @@
+"""The training loop and batched inference that every method in the toolkit runs on."""
+
+from __future__ import annotations
+
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from tqdm.auto import tqdm
+
+from ..data.batching import Normalizer, TensorBatches
+from ..data.dataset import Dataset
+from ..data.registry import DATASETS
+from ..distill import kd_loss
+from ..storage import append_jsonl
+from .config import TrainConfig
+from .runtime import autocast, autocast_dtype, configure_threads, resolve_device
+from .schedule import make_scheduler
+
+
+@dataclass
+class TrainResult:
+    history: list[dict] = field(default_factory=list)
+    seconds: float = 0.0
+    images_per_second: float = 0.0
+    test_accuracy: float | None = None
+
+
+def default_crop_padding(image_size: int) -> int:
+    return 4 if image_size >= 28 else 1
+
+
+def default_flip(dataset_name: str) -> bool:
+    info = DATASETS.get(dataset_name)
+    return info.flip if info else True
+
+
+def progress_enabled(quiet: bool) -> bool:
+    return not quiet and sys.stderr.isatty()
+
+
+def prepare_model(model: nn.Module, device: torch.device, channels_last: bool) -> nn.Module:
+    model = model.to(device)
+    if channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    return model
+
+
+@torch.inference_mode()
+def predict(model: nn.Module, images: torch.Tensor, normalizer: Normalizer, batch_size: int = 1024,
+            channels_last: bool = True, amp: str = "auto", with_features: bool = False):
+    """Logits (and penultimate features) for uint8 images, in large batches under inference mode,
+    on the model's device; results come back as float32 on the CPU."""
+    device = next(model.parameters()).device
+    dtype = autocast_dtype(amp, device)
+    was_training = model.training
+    model.eval()
+    logits, feats = [], []
+    batches = TensorBatches(images, torch.zeros(len(images), dtype=torch.long), normalizer, batch_size,
+                            channels_last=channels_last)
+    for x, _ in batches:
+        x = x.to(device, non_blocking=True)
+        with autocast(device, dtype):
+            if with_features:
+                f = model.forward_features(x)
+                z = model.forward_head(f)
+                feats.append(f.float().cpu())
+            else:
+                z = model(x)
+        logits.append(z.float().cpu())
+    model.train(was_training)
+    out = torch.cat(logits) if logits else torch.zeros(0)
+    return (out, torch.cat(feats)) if with_features else out
+
+
+def evaluate(model: nn.Module, data: Dataset, normalizer: Normalizer, config: TrainConfig) -> float:
+    logits = predict(model, data.images, normalizer, config.eval_batch_size, config.channels_last, config.amp)
+    return float((logits.argmax(1) == data.labels).float().mean()) if len(data) else 0.0
+
+
+def fit(model: nn.Module, train: Dataset, config: TrainConfig, test: Dataset | None = None,
+        normalizer: Normalizer | None = None, teacher: nn.Module | None = None,
+        metrics_path: str | Path | None = None, quiet: bool = False, desc: str = "train",
+        on_epoch: Callable[[dict], None] | None = None) -> TrainResult:
+    """Train ``model`` in place with SGD on an in-memory split; optionally distil from ``teacher``.
+
+    Per-epoch metrics go to ``metrics_path`` (JSON lines) and to ``on_epoch``."""
+    configure_threads()
+    device = resolve_device(config.device)
+    dtype = autocast_dtype(config.amp, device)
+    normalizer = normalizer or Normalizer(*train.channel_stats())
+    model = prepare_model(model, device, config.channels_last)
+    if teacher is not None:
+        teacher = prepare_model(teacher, device, config.channels_last).eval()
+    step_model = torch.compile(model) if config.compile else model
+    generator = torch.Generator().manual_seed(config.seed)
+    image_size = train.images.shape[-1]
+    batches = TensorBatches(
+        train.images.to(device), train.labels.to(device), normalizer, config.batch_size, shuffle=True,
+        crop_padding=config.crop_padding if config.crop_padding is not None else default_crop_padding(image_size),
+        flip=config.flip if config.flip is not None else default_flip(train.name),
+        drop_last=len(train) > config.batch_size, channels_last=config.channels_last, generator=generator)
+    optimizer = torch.optim.SGD(model.parameters(), lr=config.lr, momentum=config.momentum,
+                                weight_decay=config.weight_decay, nesterov=config.nesterov)
+    scheduler = make_scheduler(config.schedule, optimizer, config.lr, config.epochs * len(batches))
+    scaler = torch.amp.GradScaler(device.type, enabled=dtype == torch.float16)
+    result = TrainResult()
+    bar = tqdm(total=config.epochs * len(batches), desc=desc, disable=not progress_enabled(quiet), leave=False)
+    start = time.perf_counter()
+    model.train()
+    for epoch in range(config.epochs):
+        epoch_start = time.perf_counter()
+        loss_sum = torch.zeros((), device=device)
+        correct = torch.zeros((), device=device, dtype=torch.long)
+        seen = 0
+        for x, y in batches:
+            with autocast(device, dtype):
+                logits = step_model(x)
+                if teacher is not None:
+                    with torch.no_grad():
+                        teacher_logits = teacher(x)
+                    loss = kd_loss(logits, teacher_logits, y, config.kd_alpha, config.kd_temperature,
+                                   config.label_smoothing)
+                else:
+                    loss = F.cross_entropy(logits, y, label_smoothing=config.label_smoothing)
+            optimizer.zero_grad(set_to_none=True)
+            scaler.scale(loss).backward()
+            scaler.step(optimizer)
+            scaler.update()
+            scheduler.step()
+            loss_sum += loss.detach() * len(y)
+            correct += (logits.detach().argmax(1) == y).sum()
+            seen += len(y)
+            bar.update()
+        seconds = time.perf_counter() - epoch_start
+        record = {"epoch": epoch + 1, "lr": optimizer.param_groups[0]["lr"],
+                  "train_loss": float(loss_sum) / max(seen, 1), "train_accuracy": float(correct) / max(seen, 1),
+                  "seconds": round(seconds, 3), "images_per_second": round(seen / max(seconds, 1e-9), 1)}
+        if test is not None:
+            record["test_accuracy"] = evaluate(model, test, normalizer, config)
+            result.test_accuracy = record["test_accuracy"]
+        bar.set_postfix(loss=f"{record['train_loss']:.3f}", acc=f"{record.get('test_accuracy', 0):.4f}")
+        result.history.append(record)
+        if metrics_path is not None:
+            append_jsonl(metrics_path, {"phase": desc, **record})
+        if on_epoch is not None:
+            on_epoch(record)
+    bar.close()
+    result.seconds = time.perf_counter() - start
+    result.images_per_second = config.epochs * len(batches) * config.batch_size / max(result.seconds, 1e-9)
+    model.eval()
+    return result

@@ -1,0 +1,191 @@
+import pickle
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from prunefuse import data
+from prunefuse.data.batching import Normalizer, TensorBatches, random_crop, random_flip
+from prunefuse.data.idx import IMAGE_MAGIC
+from prunefuse.errors import UserError
+
+from conftest import FASHION_DIR, write_idx
+
+
+def test_idx_gz_and_raw_read_the_same(idx_dir, tmp_path_factory):
+    gz = data.load("mnist", "train", idx_dir)
+    raw_dir = tmp_path_factory.mktemp("raw")
+    for f in idx_dir.iterdir():
+        import gzip
+        (raw_dir / f.name.removesuffix(".gz")).write_bytes(gzip.decompress(f.read_bytes()))
+    raw = data.load("mnist", "train", raw_dir)
+    assert gz.images.shape == (20, 1, 28, 28) and gz.images.dtype == torch.uint8
+    assert torch.equal(gz.images, raw.images) and torch.equal(gz.labels, raw.labels)
+    assert gz.labels.tolist() == [i % 10 for i in range(20)]
+    assert len(data.load("mnist", "test", idx_dir)) == 10
+
+
+def test_idx_truncated_file_is_reported(idx_dir):
+    f = idx_dir / "train-images-idx3-ubyte.gz"
+    import gzip
+    f.write_bytes(gzip.compress(gzip.decompress(f.read_bytes())[:-100]))
+    with pytest.raises(UserError, match="truncated"):
+        data.load("mnist", "train", idx_dir)
+
+
+def test_idx_wrong_magic_and_count_mismatch(idx_dir):
+    write_idx(idx_dir / "t10k-labels-idx1-ubyte", np.zeros(10), IMAGE_MAGIC)
+    with pytest.raises(UserError, match="magic"):
+        data.load("mnist", "test", idx_dir)
+    write_idx(idx_dir / "t10k-images-idx3-ubyte", np.zeros((7, 28, 28)), IMAGE_MAGIC)
+    from prunefuse.data.idx import LABEL_MAGIC
+    write_idx(idx_dir / "t10k-labels-idx1-ubyte", np.zeros(10), LABEL_MAGIC)
+    with pytest.raises(UserError, match="7 images but 10 labels"):
+        data.load("mnist", "test", idx_dir)
+
+
+def test_missing_fashion_mnist_names_the_fix(tmp_path, monkeypatch):
+    monkeypatch.setattr("prunefuse.data.registry.SYSTEM_DIRS", {})
+    monkeypatch.setenv("PRUNEFUSE_CACHE", str(tmp_path / "cache"))
+    with pytest.raises(UserError, match="apt-get install -y dataset-fashion-mnist"):
+        data.load("fashion-mnist", "train", tmp_path / "nowhere")
+
+
+def test_unknown_dataset_and_split():
+    with pytest.raises(UserError, match="unknown dataset"):
+        data.load("imagenet22k")
+    with pytest.raises(UserError, match="unknown split"):
+        data.load("digits", "val")
+
+
+def test_cifar10_batches(cifar10_dir):
+    train = data.load("cifar10", "train", cifar10_dir)
+    test = data.load("cifar10", "test", cifar10_dir)
+    assert train.images.shape == (20, 3, 32, 32) and len(test) == 6
+    assert train.classes[3] == "class3" and test.labels.tolist() == list(range(6))
+
+
+def test_cifar100_batches(tmp_path):
+    base = tmp_path / "cifar-100-python"
+    base.mkdir()
+    with open(base / "meta", "wb") as f:
+        pickle.dump({b"fine_label_names": [f"c{i}".encode() for i in range(100)]}, f, protocol=2)
+    for split, n in (("train", 5), ("test", 3)):
+        with open(base / split, "wb") as f:
+            pickle.dump({b"data": np.full((n, 3072), 7, np.uint8), b"fine_labels": [99] * n}, f, protocol=2)
+    ds = data.load("cifar100", "test", tmp_path)
+    assert ds.num_classes == 100 and ds.labels.tolist() == [99] * 3 and int(ds.images.max()) == 7
+
+
+class Exploit:
+    def __reduce__(self):
+        return (print, ("pwned",))
+
+
+def test_cifar_pickle_with_code_is_refused(cifar10_dir):
+    with open(cifar10_dir / "cifar-10-batches-py" / "test_batch", "wb") as f:
+        pickle.dump({b"data": Exploit(), b"labels": [0]}, f)
+    with pytest.raises(UserError, match="refusing to load"):
+        data.load("cifar10", "test", cifar10_dir)
+
+
+def _png(path, value, mode="L", size=(10, 10)):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.new(mode, size, value).save(path)
+
+
+def test_image_folder_with_split_and_resize(tmp_path):
+    for split in ("train", "test"):
+        _png(tmp_path / split / "cat" / "a.png", 10)
+        _png(tmp_path / split / "dog" / "b.png", 200)
+        _png(tmp_path / split / "dog" / "c.png", 100, size=(20, 20))
+    ds = data.load("imagefolder", "train", tmp_path)
+    assert ds.classes == ["cat", "dog"] and ds.labels.tolist() == [0, 1, 1]
+    assert ds.images.shape == (3, 1, 10, 10) and ds.ids[0].endswith("a.png")
+    assert int(ds.images[1].float().mean()) == 200
+
+
+def test_image_folder_bad_image(tmp_path):
+    (tmp_path / "cls").mkdir()
+    (tmp_path / "cls" / "x.png").write_bytes(b"not a png")
+    with pytest.raises(UserError, match="not a readable image"):
+        data.load("imagefolder", "train", tmp_path)
+
+
+def test_tiny_imagenet_layout(tmp_path):
+    root = tmp_path / "tiny-imagenet-200"
+    root.mkdir()
+    (root / "wnids.txt").write_text("n01\nn02\n")
+    (root / "words.txt").write_text("n01\tgoldfish, Carassius\nn02\tsalamander\n")
+    for w, v in (("n01", 1), ("n02", 2)):
+        _png(root / "train" / w / "images" / f"{w}_0.JPEG", (v, v, v), "RGB", (64, 64))
+    _png(root / "val" / "images" / "val_0.JPEG", (3, 3, 3), "RGB", (64, 64))
+    (root / "val" / "val_annotations.txt").write_text("val_0.JPEG\tn02\t0\t0\t10\t10\n")
+    train = data.load("tiny-imagenet", "train", tmp_path)
+    test = data.load("tiny-imagenet", "test", tmp_path)
+    assert train.images.shape == (2, 3, 64, 64) and train.classes == ["goldfish", "salamander"]
+    assert test.labels.tolist() == [1]
+
+
+def test_npz_channels_last_and_floats(tmp_path):
+    x = np.random.default_rng(0).random((6, 8, 8, 3)).astype(np.float32)
+    np.savez(tmp_path / "train.npz", x=x, y=np.array([0, 1, 2, 0, 1, 2]))
+    ds = data.load("npz", "train", tmp_path)
+    assert ds.images.shape == (6, 3, 8, 8) and ds.images.dtype == torch.uint8
+    assert ds.num_classes == 3
+    assert abs(int(ds.images[0, 0, 0, 0]) - round(float(x[0, 0, 0, 0]) * 255)) <= 1
+
+
+def test_npz_mismatched_lengths(tmp_path):
+    np.savez(tmp_path / "d.npz", x=np.zeros((5, 8, 8), np.uint8), y=np.zeros(4))
+    with pytest.raises(UserError, match="5 images but 4 labels"):
+        data.load("npz", "train", tmp_path / "d.npz")
+
+
+def test_digits_embedded():
+    train, test = data.load("digits", "train"), data.load("digits", "test")
+    assert train.images.shape[1:] == (1, 8, 8) and len(train) + len(test) == 1797
+    assert int(train.images.max()) == 255
+
+
+@pytest.mark.skipif(not FASHION_DIR.is_dir(), reason="Fashion-MNIST not installed")
+def test_fashion_mnist_official_split():
+    train = data.load("fashion-mnist", "train")
+    test = data.load("fashion-mnist", "test")
+    assert train.images.shape == (60000, 1, 28, 28) and len(test) == 10000
+    assert train.classes[9] == "Ankle boot"
+    assert torch.bincount(train.labels).tolist() == [6000] * 10
+
+
+def test_random_crop_is_a_shifted_window():
+    x = torch.arange(2 * 1 * 4 * 4, dtype=torch.float32).view(2, 1, 4, 4)
+    assert torch.equal(random_crop(x, 0, None), x)
+    g = torch.Generator().manual_seed(3)
+    out = random_crop(x, 2, g)
+    g = torch.Generator().manual_seed(3)
+    oy = torch.randint(0, 5, (2,), generator=g)
+    ox = torch.randint(0, 5, (2,), generator=g)
+    padded = torch.nn.functional.pad(x, (2, 2, 2, 2))
+    for i in range(2):
+        assert torch.equal(out[i], padded[i, :, oy[i]:oy[i] + 4, ox[i]:ox[i] + 4])
+
+
+def test_random_flip_flips_only_chosen_samples():
+    x = torch.arange(8, dtype=torch.float32).view(2, 1, 1, 4).repeat(5, 1, 1, 1)
+    out = random_flip(x, torch.Generator().manual_seed(0))
+    for a, b in zip(x, out):
+        assert torch.equal(b, a) or torch.equal(b, a.flip(2))
+    assert any(not torch.equal(a, b) for a, b in zip(x, out))
+
+
+def test_normalizer_and_batches_cover_every_sample_once():
+    images = torch.arange(10, dtype=torch.uint8).view(10, 1, 1, 1).repeat(1, 1, 2, 2)
+    norm = Normalizer([0.0], [1.0 / 255])
+    assert torch.allclose(norm(images[:1]), torch.zeros(1, 1, 2, 2))
+    batches = TensorBatches(images, torch.arange(10), Normalizer([0.0], [1.0]), 3, shuffle=True,
+                            generator=torch.Generator().manual_seed(0))
+    seen = torch.cat([y for _, y in batches])
+    assert len(batches) == 4 and sorted(seen.tolist()) == list(range(10))
+    for x, y in batches:
+        assert torch.allclose(x[:, 0, 0, 0] * 255, y.float(), atol=1e-4)
