@@ -5,12 +5,11 @@ import pytest
 import torch
 from PIL import Image
 
+from conftest import FASHION_DIR, write_idx
 from prunefuse import data
 from prunefuse.data.batching import Normalizer, TensorBatches, random_crop, random_flip
 from prunefuse.data.idx import IMAGE_MAGIC
 from prunefuse.errors import UserError
-
-from conftest import FASHION_DIR, write_idx
 
 
 def test_idx_gz_and_raw_read_the_same(idx_dir, tmp_path_factory):

@@ -112,7 +112,8 @@ def test_atomic_write_keeps_old_file_when_writing_fails(tmp_path):
     from prunefuse.storage import atomic_write
 
     def failing(tmp):
-        open(tmp, "w").write("half")
+        with open(tmp, "w") as f:
+            f.write("half")
         raise Boom
 
     with pytest.raises(Boom):
@@ -137,3 +138,20 @@ def test_flops_preact56_on_meta_matches_analytic_count():
     stage3 = (32 * 64 * 9 + 17 * 64 * 64 * 9) * 8 * 8
     projections = 16 * 32 * 16 * 16 + 32 * 64 * 8 * 8
     assert c["macs"] == stem + stage1 + stage2 + stage3 + projections + 64 * 10
+
+
+def test_pruned_network_with_narrow_strided_shortcut_trains_safely():
+    """A 1x1 stride-2 conv with 2-7 input channels crashes torch 2.13's channels_last CPU backward;
+    the engine must fall back to the default format for such networks instead of corrupting memory."""
+    from prunefuse.pruning import prune
+    from prunefuse.train.runtime import channels_last_hazard
+
+    torch.manual_seed(0)
+    dense = models.create("preact8", 10, 1, 8)
+    assert channels_last_hazard(dense) is None
+    pruned, _ = prune(dense, 0.7, torch.zeros(1, 1, 8, 8))
+    assert channels_last_hazard(pruned) == "layer2.0.shortcut"
+    train = data.load("digits", "train").subset(torch.arange(256))
+    result = fit(pruned, train, TrainConfig(epochs=2, batch_size=128), quiet=True)
+    assert result.samples == 512
+    assert pruned.layer1[0].conv1.weight.is_contiguous()  # trained in the default (NCHW) format

@@ -7,8 +7,8 @@ import json
 import sys
 
 from . import __version__
-from .errors import UserError
 from .commands import COMMANDS
+from .errors import UserError
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
-
 from pathlib import Path
 
 import torch
@@ -165,7 +163,87 @@ def prune_command(args):
     print(f"{arch} pruned at p={args.ratio}: {cost['flops'] / 1e6:.2f} M FLOPs "
           f"({result['flops_ratio']:.2f}x fewer), {cost['params']:,} params; wrote {args.out}/pruned.safetensors, "
           f"pruned.json and pruned.map.json")
-    return None
+
+
+# --- run / compare ---------------------------------------------------------------------------------
+def run_arguments(p: argparse.ArgumentParser) -> None:
+    from .active_cli import add_active_arguments
+
+    p.add_argument("--method", help="prunefuse, al, svp or random; without it, compare prunefuse, al and random")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", help="run directory (default runs/demo, or runs/<method>-seed<k>)")
+    p.add_argument("--resume", metavar="DIR", help="continue the run in DIR from its last completed step")
+    add_active_arguments(p)
+
+
+def run_command(args):
+    from .active import compare, resume, run_active
+    from .active_cli import active_config
+    from .report import accuracy_table, rounds_table
+
+    if args.resume:
+        result = resume(args.resume, args.quiet)
+        print(rounds_table(result))
+        return
+    if args.method is None:
+        out = args.out or "runs/demo"
+        _, table = compare(["prunefuse", "al", "random"], [args.seed], active_config(args), out, args.quiet)
+        print(table + f"\nresults, report.md and plots in {out}")
+        return
+    config = active_config(args, args.method, args.seed)
+    out = args.out or f"runs/{args.method}-seed{args.seed}"
+    result = run_active(config, out, args.quiet)
+    print(rounds_table(result) + "\n" + accuracy_table([result]) + f"\nresults, report.md and plots in {out}")
+    return
+
+
+def compare_arguments(p: argparse.ArgumentParser) -> None:
+    from .active_cli import add_active_arguments
+
+    p.add_argument("--methods", default="random,al,svp,prunefuse",
+                   help="comma-separated: random, al, svp, prunefuse[@RATIO][-nofusion][-nokd]")
+    p.add_argument("--seeds", default="0", help="comma-separated seeds, e.g. 0,1,2")
+    p.add_argument("--out", required=True)
+    add_active_arguments(p)
+
+
+def compare_command(args):
+    from .active import compare
+    from .active_cli import active_config
+
+    try:
+        seeds = [int(s) for s in args.seeds.split(",") if s.strip()]
+    except ValueError:
+        raise UserError(f"--seeds '{args.seeds}' must be comma-separated integers, e.g. 0,1,2") from None
+    methods = [m.strip() for m in args.methods.split(",") if m.strip()]
+    _, table = compare(methods, seeds, active_config(args), args.out, args.quiet)
+    print(table + f"\nresults, report.md and plots in {args.out}")
+
+
+# --- select --------------------------------------------------------------------------------------
+def select_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--pool", required=True, help="image folder or .npz (x, optional ids and classes)")
+    p.add_argument("--labels", required=True, help="CSV with columns id,label for the samples labeled so far")
+    p.add_argument("--budget", type=int, required=True, help="how many samples to pick")
+    p.add_argument("--out", required=True, help="CSV to write: id,score")
+    p.add_argument("--arch", default="preact20")
+    p.add_argument("--prune-ratio", type=float, default=0.5)
+    p.add_argument("--epochs", type=int, default=30, help="selector training epochs")
+    p.add_argument("--selection", default="least_confidence")
+    p.add_argument("--classes", help="comma-separated class names (default: those in the labels file)")
+    p.add_argument("--image-size", type=int, help="resize folder images to this size")
+    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--quiet", action="store_true")
+
+
+def select_command(args):
+    from .pool_selection import select_from_pool
+
+    classes = [c.strip() for c in args.classes.split(",")] if args.classes else None
+    rows = select_from_pool(args.pool, args.labels, args.budget, args.out, args.arch, args.prune_ratio, args.epochs,
+                            args.selection, classes, args.seed, args.batch_size, args.image_size, args.quiet)
+    print(f"wrote {len(rows)} samples to label to {args.out}")
 
 
 # --- datasets --------------------------------------------------------------------------------------
@@ -193,5 +271,8 @@ COMMANDS = {
     "train": (train_arguments, train_command, "train a zoo model on a dataset and evaluate it"),
     "flops": (flops_arguments, flops_command, "count FLOPs, MACs and parameters of an architecture"),
     "prune": (prune_arguments, prune_command, "prune a network and write it with its channel map"),
+    "run": (run_arguments, run_command, "active learning with PruneFuse or a baseline (no arguments: the demo)"),
+    "compare": (compare_arguments, compare_command, "several methods over several seeds, one table and plots"),
+    "select": (select_arguments, select_command, "pick the next samples to label from a real unlabeled pool"),
     "datasets": (datasets_arguments, datasets_command, "list datasets and whether each is found locally"),
 }

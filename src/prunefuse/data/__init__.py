@@ -4,4 +4,4 @@ from .batching import Normalizer, TensorBatches
 from .dataset import Dataset
 from .registry import DATASETS, info, load, locate, names
 
-__all__ = ["Dataset", "DATASETS", "Normalizer", "TensorBatches", "info", "load", "locate", "names"]
+__all__ = ["DATASETS", "Dataset", "Normalizer", "TensorBatches", "info", "load", "locate", "names"]

@@ -37,7 +37,7 @@ def read_npz(path: Path, split: str):
             if "x" not in z:
                 raise UserError(f"{file}: no array named 'x'; save images as x (and labels as y)")
             x = z["x"]
-            y = z["y"] if "y" in z else None
+            y = z.get("y")
             classes = [str(c) for c in z["classes"]] if "classes" in z else None
     except (zipfile.BadZipFile, ValueError, OSError, EOFError) as e:
         raise UserError(f"{file}: not a readable .npz ({e}); re-save it with numpy.savez") from None

@@ -3,8 +3,8 @@ and normalisation run on whole batches, so no per-sample Python sits on the hot 
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Iterator
 
 import torch
 

@@ -47,7 +47,7 @@ class Dataset:
     def num_classes(self) -> int:
         return len(self.classes)
 
-    def subset(self, indices: torch.Tensor | list[int]) -> "Dataset":
+    def subset(self, indices: torch.Tensor | list[int]) -> Dataset:
         idx = torch.as_tensor(indices, dtype=torch.long)
         ids = [self.ids[i] for i in idx.tolist()] if self.ids is not None else None
         return Dataset(self.images[idx], self.labels[idx], self.classes, self.name, self.split, ids)

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
+from functools import partial
 
 from torch import nn
 
@@ -13,10 +14,15 @@ from .preact_resnet import PreActResNet
 from .resnet import ResNet18
 from .vgg import VGG
 
+
+def _preact(depth: int, num_classes: int, in_channels: int, image_size: int, width: float) -> Classifier:
+    return PreActResNet(depth, num_classes, in_channels, width)
+
+
 Builder = Callable[[int, int, int, float], Classifier]
 
 _REGISTRY: dict[str, Builder] = {
-    **{f"preact{d}": (lambda d: lambda n, c, s, w: PreActResNet(d, n, c, w))(d) for d in (8, 14, 20, 56, 110, 164)},
+    **{f"preact{d}": partial(_preact, d) for d in (8, 14, 20, 56, 110, 164)},
     "resnet18": lambda n, c, s, w: ResNet18(n, c, w),
     "vgg11": lambda n, c, s, w: VGG(11, n, c, s, w),
     "vgg16": lambda n, c, s, w: VGG(16, n, c, s, w),

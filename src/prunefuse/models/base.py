@@ -31,9 +31,7 @@ def init_weights(model: nn.Module) -> None:
             nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
             if m.bias is not None:
                 nn.init.zeros_(m.bias)
-        elif isinstance(m, nn.BatchNorm2d):
-            m.reset_parameters()
-        elif isinstance(m, nn.Linear):
+        elif isinstance(m, (nn.BatchNorm2d, nn.Linear)):
             m.reset_parameters()
         elif hasattr(m, "reset_running_stats"):
             m.reset_running_stats()

@@ -4,4 +4,5 @@ from .channel_map import ChannelMap, LayerMap
 from .materialize import materialize
 from .prune import IMPORTANCES, check_ratio, prune, pruned_costs, save_pruned
 
-__all__ = ["ChannelMap", "IMPORTANCES", "LayerMap", "materialize", "check_ratio", "prune", "pruned_costs", "save_pruned"]
+__all__ = ["IMPORTANCES", "ChannelMap", "LayerMap", "check_ratio", "materialize", "prune", "pruned_costs",
+           "save_pruned"]

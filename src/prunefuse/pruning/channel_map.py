@@ -49,7 +49,7 @@ class LayerMap:
         return d
 
     @classmethod
-    def from_dict(cls, d: dict) -> "LayerMap":
+    def from_dict(cls, d: dict) -> LayerMap:
         return cls(d["kind"], list(d["dense"]), list(d["out"]), list(d.get("in", [])))
 
 
@@ -60,7 +60,7 @@ class ChannelMap:
     ratio: float | None = None
 
     @classmethod
-    def identity(cls, model: nn.Module, arch: str | None = None) -> "ChannelMap":
+    def identity(cls, model: nn.Module, arch: str | None = None) -> ChannelMap:
         layers = {}
         for name, m in mapped_layers(model).items():
             shape = dense_shape(m)
@@ -68,7 +68,7 @@ class ChannelMap:
                                     list(range(shape[1])) if len(shape) > 1 else [])
         return cls(layers, arch, 0.0)
 
-    def compose(self, later: "ChannelMap") -> "ChannelMap":
+    def compose(self, later: ChannelMap) -> ChannelMap:
         """``later`` maps a network pruned from the network this map describes; the result maps it
         straight back to the original dense network."""
         if set(later.layers) != set(self.layers):
@@ -106,7 +106,7 @@ class ChannelMap:
                 "layers": {k: v.to_dict() for k, v in self.layers.items()}}
 
     @classmethod
-    def from_dict(cls, d: dict) -> "ChannelMap":
+    def from_dict(cls, d: dict) -> ChannelMap:
         try:
             layers = {k: LayerMap.from_dict(v) for k, v in d["layers"].items()}
         except (KeyError, TypeError) as e:
@@ -118,7 +118,7 @@ class ChannelMap:
         return json.dumps(self.to_dict())
 
     @classmethod
-    def from_json(cls, text: str) -> "ChannelMap":
+    def from_json(cls, text: str) -> ChannelMap:
         try:
             return cls.from_dict(json.loads(text))
         except json.JSONDecodeError as e:

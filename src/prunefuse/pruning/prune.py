@@ -76,7 +76,7 @@ def prune(model: nn.Module, ratio: float, example_input: torch.Tensor, importanc
                                       ignored_layers=[classifier_of(model)])
     except UserError:
         raise
-    except Exception as e:  # the graph builder raises many types on models it cannot follow
+    except Exception as e:
         raise UserError(f"the dependency graph cannot trace this model ({type(e).__name__}: {e}); use a zoo "
                         "architecture, or give shortcuts 1x1 projections instead of zero padding") from None
     for _ in range(steps):
@@ -107,7 +107,7 @@ def record_group(group, graph, names: dict[nn.Module, str], kept: ChannelMap) ->
         if (name, side) in done:
             continue
         done.add((name, side))
-        removed = set(int(i) for i in idxs)
+        removed = {int(i) for i in idxs}
         current = getattr(entry, side)
         setattr(entry, side, [c for pos, c in enumerate(current) if pos not in removed])
 

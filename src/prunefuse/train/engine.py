@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 import torch
 import torch.nn.functional as F
@@ -19,7 +19,7 @@ from ..data.registry import DATASETS
 from ..distill import kd_loss
 from ..storage import append_jsonl
 from .config import TrainConfig
-from .runtime import autocast, autocast_dtype, configure_threads, resolve_device
+from .runtime import autocast, autocast_dtype, configure_threads, resolve_device, use_channels_last
 from .schedule import make_scheduler
 
 
@@ -28,6 +28,7 @@ class TrainResult:
     history: list[dict] = field(default_factory=list)
     seconds: float = 0.0
     images_per_second: float = 0.0
+    samples: int = 0  # training samples processed, over all epochs
     test_accuracy: float | None = None
 
 
@@ -44,11 +45,11 @@ def progress_enabled(quiet: bool) -> bool:
     return not quiet and sys.stderr.isatty()
 
 
-def prepare_model(model: nn.Module, device: torch.device, channels_last: bool) -> nn.Module:
-    model = model.to(device)
-    if channels_last:
-        model = model.to(memory_format=torch.channels_last)
-    return model
+def prepare_model(model: nn.Module, device: torch.device, channels_last: bool) -> tuple[nn.Module, bool]:
+    """Move to the device and pick the memory format; returns the model and whether it is channels_last."""
+    channels_last = use_channels_last(model, device, channels_last)
+    model = model.to(device, memory_format=torch.channels_last if channels_last else torch.contiguous_format)
+    return model, channels_last
 
 
 @torch.inference_mode()
@@ -94,9 +95,13 @@ def fit(model: nn.Module, train: Dataset, config: TrainConfig, test: Dataset | N
     device = resolve_device(config.device)
     dtype = autocast_dtype(config.amp, device)
     normalizer = normalizer or Normalizer(*train.channel_stats())
-    model = prepare_model(model, device, config.channels_last)
+    model, channels_last = prepare_model(model, device, config.channels_last)
     if teacher is not None:
-        teacher = prepare_model(teacher, device, config.channels_last).eval()
+        teacher, teacher_channels_last = prepare_model(teacher, device, channels_last)
+        teacher.eval()
+        if teacher_channels_last != channels_last:
+            channels_last = False
+            model, _ = prepare_model(model, device, False)
     step_model = torch.compile(model) if config.compile else model
     generator = torch.Generator().manual_seed(config.seed)
     image_size = train.images.shape[-1]
@@ -104,7 +109,7 @@ def fit(model: nn.Module, train: Dataset, config: TrainConfig, test: Dataset | N
         train.images.to(device), train.labels.to(device), normalizer, config.batch_size, shuffle=True,
         crop_padding=config.crop_padding if config.crop_padding is not None else default_crop_padding(image_size),
         flip=config.flip if config.flip is not None else default_flip(train.name),
-        drop_last=len(train) > config.batch_size, channels_last=config.channels_last, generator=generator)
+        drop_last=len(train) > config.batch_size, channels_last=channels_last, generator=generator)
     optimizer = torch.optim.SGD(model.parameters(), lr=config.lr, momentum=config.momentum,
                                 weight_decay=config.weight_decay, nesterov=config.nesterov)
     scheduler = make_scheduler(config.schedule, optimizer, config.lr, config.epochs * len(batches))
@@ -140,7 +145,8 @@ def fit(model: nn.Module, train: Dataset, config: TrainConfig, test: Dataset | N
         seconds = time.perf_counter() - epoch_start
         record = {"epoch": epoch + 1, "lr": optimizer.param_groups[0]["lr"],
                   "train_loss": float(loss_sum) / max(seen, 1), "train_accuracy": float(correct) / max(seen, 1),
-                  "seconds": round(seconds, 3), "images_per_second": round(seen / max(seconds, 1e-9), 1)}
+                  "samples": seen, "seconds": round(seconds, 3),
+                  "images_per_second": round(seen / max(seconds, 1e-9), 1)}
         if test is not None:
             record["test_accuracy"] = evaluate(model, test, normalizer, config)
             result.test_accuracy = record["test_accuracy"]
@@ -152,6 +158,7 @@ def fit(model: nn.Module, train: Dataset, config: TrainConfig, test: Dataset | N
             on_epoch(record)
     bar.close()
     result.seconds = time.perf_counter() - start
-    result.images_per_second = config.epochs * len(batches) * config.batch_size / max(result.seconds, 1e-9)
+    result.samples = sum(h["samples"] for h in result.history)
+    result.images_per_second = result.samples / max(result.seconds, 1e-9)
     model.eval()
     return result

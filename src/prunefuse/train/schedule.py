@@ -27,10 +27,12 @@ def make_scheduler(name: str, optimizer: torch.optim.Optimizer, peak_lr: float, 
     if name == "onecycle":
         return torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=peak_lr, total_steps=total_steps + 1,
                                                    pct_start=0.25, anneal_strategy="linear")
-    if name == "piecewise":
-        fn = lambda step: piecewise_factor(step / total_steps)  # noqa: E731
-    elif name == "cosine":
-        fn = lambda step: 0.5 * (1 + math.cos(math.pi * min(step, total_steps) / total_steps))  # noqa: E731
-    else:
-        fn = lambda step: 1.0  # noqa: E731
-    return torch.optim.lr_scheduler.LambdaLR(optimizer, fn)
+
+    def factor(step: int) -> float:
+        if name == "piecewise":
+            return piecewise_factor(step / total_steps)
+        if name == "cosine":
+            return 0.5 * (1 + math.cos(math.pi * min(step, total_steps) / total_steps))
+        return 1.0
+
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
