@@ -12,14 +12,22 @@ import torch
 
 def median_rate(fn, items: int, repeats: int = 3, warmup: int = 1) -> float:
     """Items per second of ``fn()``, the median over ``repeats`` after ``warmup`` calls."""
-    for _ in range(warmup):
-        fn()
-    rates = []
+    return interleaved_rates({"only": fn}, items, repeats, warmup)["only"]
+
+
+def interleaved_rates(fns: dict, items: int, repeats: int = 5, warmup: int = 1) -> dict:
+    """Items per second of each function, timed round-robin so that drift in the machine's speed
+    (shared, noisy hosts) falls on every contender alike; the median of ``repeats`` rounds."""
+    for fn in fns.values():
+        for _ in range(warmup):
+            fn()
+    times: dict = {name: [] for name in fns}
     for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        rates.append(items / (time.perf_counter() - start))
-    return statistics.median(rates)
+        for name, fn in fns.items():
+            start = time.perf_counter()
+            fn()
+            times[name].append(time.perf_counter() - start)
+    return {name: items / statistics.median(t) for name, t in times.items()}
 
 
 def header(title: str) -> None:

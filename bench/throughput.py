@@ -6,11 +6,12 @@
 from __future__ import annotations
 
 import argparse
+import copy
 
 import torch
 import torch.nn.functional as F
 
-from common import header, median_rate, table
+from common import header, interleaved_rates, table
 from prunefuse import data, models
 from prunefuse.data.batching import Normalizer
 from prunefuse.errors import UserError
@@ -58,7 +59,7 @@ def main() -> None:
     n, bs = len(pool), args.batch_size
 
     def bare(memory_format):
-        m = model.to(memory_format=memory_format).train()
+        m = copy.deepcopy(model).to(memory_format=memory_format).train()
         opt = torch.optim.SGD(m.parameters(), lr=0.01, momentum=0.9, weight_decay=5e-4)
         xs = x_all.contiguous(memory_format=memory_format)
 
@@ -72,13 +73,14 @@ def main() -> None:
     def engine(augment: bool):
         cfg = TrainConfig(epochs=1, batch_size=bs, lr=0.01, schedule="constant",
                           crop_padding=None if augment else 0, flip=None if augment else False)
-        return lambda: fit(model, pool, cfg, normalizer=norm, quiet=True)
+        m = copy.deepcopy(model)
+        return lambda: fit(m, pool, cfg, normalizer=norm, quiet=True)
 
     def plain_loader():
         ds = PerSampleDataset(pool.images, pool.labels, torch.tensor(norm.mean).view(-1, 1, 1),
                               torch.tensor(norm.std).view(-1, 1, 1))
         loader = torch.utils.data.DataLoader(ds, batch_size=bs, shuffle=True, drop_last=True)
-        m = model.to(memory_format=torch.contiguous_format).train()
+        m = copy.deepcopy(model).train()
         opt = torch.optim.SGD(m.parameters(), lr=0.01, momentum=0.9, weight_decay=5e-4)
 
         def run():
@@ -89,13 +91,13 @@ def main() -> None:
         return run
 
     steps = (n // bs) * bs
-    rates = {
-        "bare loop, channels_last": median_rate(bare(torch.channels_last), steps),
-        "bare loop, default format": median_rate(bare(torch.contiguous_format), steps),
-        "engine, crop+flip": median_rate(engine(True), steps),
-        "engine, no augmentation": median_rate(engine(False), steps),
-        "plain per-sample DataLoader": median_rate(plain_loader(), steps),
-    }
+    rates = interleaved_rates({
+        "bare loop, channels_last": bare(torch.channels_last),
+        "bare loop, default format": bare(torch.contiguous_format),
+        "engine, crop+flip": engine(True),
+        "engine, no augmentation": engine(False),
+        "plain per-sample DataLoader": plain_loader(),
+    }, steps)
     limit = rates["bare loop, channels_last"]
     table([{"training loop": k, "images/s": v, "÷ bare loop": v / limit,
             "engine ÷ this": rates["engine, crop+flip"] / v} for k, v in rates.items()])
@@ -107,9 +109,9 @@ def main() -> None:
             for b in range(0, n, 1024):
                 model(x_all[b:b + 1024])
 
-    scoring = {"bare forward (no_grad, batch 1024)": median_rate(bare_forward, n),
-               "engine predict (inference_mode, batch 1024)":
-                   median_rate(lambda: predict(model, pool.images, norm, 1024), n)}
+    scoring = interleaved_rates({"bare forward (no_grad, batch 1024)": bare_forward,
+                                 "engine predict (inference_mode, batch 1024)":
+                                     lambda: predict(model, pool.images, norm, 1024)}, n)
     base = scoring["bare forward (no_grad, batch 1024)"]
     table([{"scoring": k, "images/s": v, "÷ bare forward": v / base} for k, v in scoring.items()])
 

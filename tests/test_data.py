@@ -188,3 +188,31 @@ def test_normalizer_and_batches_cover_every_sample_once():
     assert len(batches) == 4 and sorted(seen.tolist()) == list(range(10))
     for x, y in batches:
         assert torch.allclose(x[:, 0, 0, 0] * 255, y.float(), atol=1e-4)
+
+
+def test_download_checks_checksums_over_http(idx_dir, tmp_path, monkeypatch):
+    """--download against a loopback server: good files land in the cache, a bad checksum is refused."""
+    import functools
+    import hashlib
+    import http.server
+    import threading
+
+    from prunefuse.data import registry
+
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(idx_dir))
+    handler.log_message = lambda *a: None
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        files = {p.name: hashlib.md5(p.read_bytes()).hexdigest() for p in idx_dir.iterdir()}
+        base = f"http://127.0.0.1:{server.server_address[1]}/"
+        monkeypatch.setitem(registry.IDX_DOWNLOADS, "mnist", (base, files))
+        monkeypatch.setenv("PRUNEFUSE_CACHE", str(tmp_path / "cache"))
+        ds = data.load("mnist", "test", download=True)
+        assert len(ds) == 10 and (tmp_path / "cache" / "mnist" / "t10k-images-idx3-ubyte.gz").is_file()
+        bad = dict(files, **{"t10k-labels-idx1-ubyte.gz": "0" * 32})
+        monkeypatch.setitem(registry.IDX_DOWNLOADS, "mnist", (base, bad))
+        with pytest.raises(UserError, match="checksum mismatch"):
+            registry.download_idx("mnist", tmp_path / "other")
+    finally:
+        server.shutdown()

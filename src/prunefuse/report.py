@@ -119,7 +119,7 @@ def write_plots(out: Path, results: list[dict]) -> list[str]:
 
     def curve(ax):
         for label, runs in groups.items():
-            curves = [r["target_curve"] for res in runs for r in res["rounds"][-1:] if "target_curve" in r]
+            curves = [r["target_curve"] for res in runs for r in res["rounds"] if r.get("target_curve")]
             if curves:
                 n = min(len(c) for c in curves)
                 mean = [statistics.mean(c[i] for c in curves) * 100 for i in range(n)]

@@ -19,7 +19,7 @@ from ..pruning import ChannelMap, prune, save_pruned
 from ..rundir import write_config
 from ..selection import select
 from ..storage import read_json, write_json
-from ..train import fit, predict
+from ..train import evaluate, fit, predict
 from .config import ActiveConfig, resolve_budgets
 from .state import RunState, derive_seed
 
@@ -208,15 +208,16 @@ class ActiveRun:
             teacher, _ = self.load_model(f"selector_v{round_}")
         tc = cfg.train_config(cfg.target_epochs, derive_seed(cfg.seed, f"target{round_}"))
         torch.manual_seed(derive_seed(cfg.seed, f"target{round_}"))
-        result = fit(model, labeled, tc, self.pool.test, self.pool.normalizer, teacher,
+        curve = budget == self.eval_at[-1]  # the per-epoch test curve is kept for the final budget only
+        result = fit(model, labeled, tc, self.pool.test if curve else None, self.pool.normalizer, teacher,
                      metrics_path=self.out / "metrics.jsonl", quiet=self.quiet, desc=f"target b{budget}")
+        accuracy = result.test_accuracy if curve else evaluate(model, self.pool.test, self.pool.normalizer, tc)
         self.save_model(f"target_b{budget}", model.cpu())
         flops = 3 * count(model, self.shape)["flops"] * result.samples
         if teacher is not None:
             flops += count(teacher, self.shape)["flops"] * result.samples
-        curve = [h["test_accuracy"] for h in result.history]
-        return {"phase": "target_training", "flops": flops, "accuracy": result.test_accuracy, "curve": curve,
-                "fused": fused}
+        return {"phase": "target_training", "flops": flops, "accuracy": accuracy, "fused": fused,
+                "curve": [h["test_accuracy"] for h in result.history] if curve else []}
 
     # --- the whole run ---------------------------------------------------------------------------------
     def run(self) -> dict:
