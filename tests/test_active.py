@@ -62,6 +62,12 @@ def test_loop_runs_every_method_and_flag(needs_fashion, tmp_path, overrides):
     assert config["active"]["seed"] == 0 and "torch" in config["environment"]
 
 
+def test_fusion_at_every_budget_reuses_the_next_rounds_selector(tmp_path):
+    run_active(tiny("digits", method="prunefuse", eval_at=[0.2, 0.3], budgets=[0.2, 0.3]), tmp_path, quiet=True)
+    steps = json.loads((tmp_path / "state.json").read_text())["steps"]
+    assert sorted(s for s in steps if s.startswith("fit_")) == ["fit_selector_v0", "fit_selector_v1", "fit_selector_v2"]
+
+
 def test_selection_cost_scales_with_selector_flops(needs_fashion, tmp_path):
     pf = run_active(tiny(method="prunefuse", prune_ratio=0.5), tmp_path / "pf", quiet=True)
     al = run_active(tiny(method="al"), tmp_path / "al", quiet=True)
@@ -82,7 +88,7 @@ class SimulatedKill(BaseException):
     pass
 
 
-@pytest.mark.parametrize("step", ["setup", "r1.fit_selector", "r1.select", "r2.fit_selector_final", "r2.target"])
+@pytest.mark.parametrize("step", ["setup", "fit_selector_v0", "r1.select", "fit_selector_v2", "r2.target"])
 def test_crash_in_each_phase_then_resume_matches(tmp_path, monkeypatch, step):
     cfg = tiny("digits", method="prunefuse")
     reference = run_active(cfg, tmp_path / "reference", quiet=True)
@@ -151,6 +157,7 @@ def test_fusion_gives_the_target_the_selector_weights(tmp_path):
     run_active(cfg, tmp_path, quiet=True)
     from prunefuse.checkpoint import load_model
     selector, meta = load_model(tmp_path / "checkpoints" / "selector_v2")
+    assert "fit_selector_v2" in json.loads((tmp_path / "state.json").read_text())["steps"]
     target, _ = load_model(tmp_path / "checkpoints" / "target_b48")
     out = torch.tensor(meta["channel_map"]["layers"]["conv1"]["out"])
     a, b = selector.conv1.weight.flatten(), target.conv1.weight[out].flatten()

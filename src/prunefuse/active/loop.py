@@ -122,17 +122,26 @@ class ActiveRun:
         cfg = self.config
         return cfg.svp_epochs if cfg.method == "svp" and cfg.svp_epochs else cfg.selector_epochs
 
+    @staticmethod
+    def selector_name(version: int, template: str) -> str:
+        """The selector trained on the labeled set of round ``version`` from ``template``."""
+        return f"selector_v{version}" + ("" if template == "selector_init" else f"_from_{template}")
+
+    def fitted_selector(self, version: int, template: str) -> dict:
+        """Train it once: fusion at a budget and the next round's selection share the same model."""
+        return self.step(f"fit_{self.selector_name(version, template)}",
+                         partial(self.fit_selector, version, template))
+
     def fit_selector(self, version: int, template: str) -> dict:
-        """Train the selector on the labeled set as of round ``version``; saved as selector_v{version}."""
         cfg = self.config
-        source = f"selector_v{version - 1}" if cfg.warm_start and version > 0 else template
+        source = self.selector_name(version - 1, template) if cfg.warm_start and version > 0 else template
         model, cmap = self.load_model(source)
         labeled = self.pool.train.subset(self.labeled_indices(version))
         tc = cfg.train_config(self.selector_epochs(), derive_seed(cfg.seed, f"selector{version}"))
         torch.manual_seed(derive_seed(cfg.seed, f"selector{version}"))
         result = fit(model, labeled, tc, normalizer=self.pool.normalizer, quiet=self.quiet,
                      desc=f"selector v{version}")
-        self.save_model(f"selector_v{version}", model.cpu(), cmap, self.selector_arch())
+        self.save_model(self.selector_name(version, template), model.cpu(), cmap, self.selector_arch())
         return {"phase": "selector_training", "flops": 3 * self.selector_flops(model) * result.samples,
                 "samples": result.samples}
 
@@ -142,7 +151,7 @@ class ActiveRun:
     def selector_flops(self, model: nn.Module) -> int:
         return count(model, self.shape)["flops"]
 
-    def select_round(self, round_: int, k: int) -> dict:
+    def select_round(self, round_: int, k: int, template: str) -> dict:
         cfg = self.config
         labeled = self.labeled_indices()
         mask = torch.zeros(len(self.pool.train), dtype=torch.bool)
@@ -155,7 +164,7 @@ class ActiveRun:
             timing = {"pool_scoring": 0.0, "selection": time.perf_counter() - start}
             scoring_flops = 0
         else:
-            model, _ = self.load_model(f"selector_v{round_ - 1}")
+            model, _ = self.load_model(self.selector_name(round_ - 1, template))
             tc = cfg.train_config(1, 0)
             needs_features = cfg.selection in ("kcenter", "badge")
             start = time.perf_counter()
@@ -176,10 +185,10 @@ class ActiveRun:
                 "selection_seconds": round(timing["selection"], 4), "pool_scoring_flops": scoring_flops,
                 "selection_flops": chosen.flops, "labeled": len(labeled) + k}
 
-    def sync_selector(self, round_: int) -> dict:
+    def sync_selector(self, round_: int, template: str) -> dict:
         """T_sync: fuse the trained selector into the dense network, train it, prune it again."""
         cfg = self.config
-        selector, cmap = self.load_model(f"selector_v{round_}")
+        selector, cmap = self.load_model(self.selector_name(round_, template))
         dense, _ = self.load_model("init")
         torch.manual_seed(derive_seed(cfg.seed, f"sync{round_}"))
         fused = fuse(selector, dense, cmap, cfg.fill, cfg.fusion_scope)
@@ -192,20 +201,20 @@ class ActiveRun:
         self.save_model(f"selector_sync{round_}", new_selector, new_map)
         return {"phase": "selector_training", "flops": 3 * count(fused, self.shape)["flops"] * result.samples}
 
-    def train_target(self, round_: int, budget: int) -> dict:
+    def train_target(self, round_: int, budget: int, template: str) -> dict:
         cfg = self.config
         labeled = self.pool.train.subset(self.labeled_indices(round_))
         dense, _ = self.load_model("init")
         teacher = None
         fused = cfg.method == "prunefuse" and cfg.fusion
         if fused:
-            selector, cmap = self.load_model(f"selector_v{round_}")
+            selector, cmap = self.load_model(self.selector_name(round_, template))
             torch.manual_seed(derive_seed(cfg.seed, f"fuse{round_}"))
             model = fuse(selector, dense, cmap, cfg.fill, cfg.fusion_scope)
         else:
             model = dense
         if cfg.method == "prunefuse" and cfg.kd:
-            teacher, _ = self.load_model(f"selector_v{round_}")
+            teacher, _ = self.load_model(self.selector_name(round_, template))
         tc = cfg.train_config(cfg.target_epochs, derive_seed(cfg.seed, f"target{round_}"))
         torch.manual_seed(derive_seed(cfg.seed, f"target{round_}"))
         curve = budget == self.eval_at[-1]  # the per-epoch test curve is kept for the final budget only
@@ -230,12 +239,11 @@ class ActiveRun:
         previous = self.initial
         rounds = []
         for r, budget in enumerate(self.budgets, start=1):
-            fits = [] if cfg.method == "random" else [
-                self.step(f"r{r}.fit_selector", partial(self.fit_selector, r - 1, template))]
-            sel = self.step(f"r{r}.select", partial(self.select_round, r, budget - previous))
+            fits = [] if cfg.method == "random" else [self.fitted_selector(r - 1, template)]
+            sel = self.step(f"r{r}.select", partial(self.select_round, r, budget - previous, template))
             if cfg.method == "prunefuse" and cfg.t_sync and r % cfg.t_sync == 0 and r < len(self.budgets):
-                fits.append(self.step(f"r{r}.fit_selector_for_sync", partial(self.fit_selector, r, template)))
-                fits.append(self.step(f"r{r}.sync", partial(self.sync_selector, r)))
+                fits.append(self.fitted_selector(r, template))
+                fits.append(self.step(f"r{r}.sync", partial(self.sync_selector, r, template)))
                 template = f"selector_sync{r}"
             entry = {"round": r, "labeled": budget,
                      "selector_training_seconds": sum(f["seconds"] for f in fits),
@@ -249,8 +257,10 @@ class ActiveRun:
             if budget in self.eval_at:
                 extra = []
                 if cfg.method == "prunefuse" and (cfg.fusion or cfg.kd):
-                    extra.append(self.step(f"r{r}.fit_selector_final", partial(self.fit_selector, r, template)))
-                target = self.step(f"r{r}.target", partial(self.train_target, r, budget))
+                    fitted = self.fitted_selector(r, template)
+                    if r == len(self.budgets):  # otherwise the next round's selection pays for it
+                        extra.append(fitted)
+                target = self.step(f"r{r}.target", partial(self.train_target, r, budget, template))
                 entry.update({"accuracy": target["accuracy"], "target_seconds": target["seconds"]
                               + sum(e["seconds"] for e in extra), "target_flops": target["flops"]
                               + sum(e["flops"] for e in extra), "target_curve": target["curve"]})
