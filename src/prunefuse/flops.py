@@ -12,10 +12,8 @@ from torch.utils.flop_counter import FlopCounterMode
 from .errors import UserError
 
 
-def count(model: nn.Module, input_shape: Sequence[int], forward=None) -> dict:
-    """``{"flops", "macs", "params", "by_module"}`` for one sample of ``input_shape`` (C, H, W).
-
-    ``forward(model, x)`` replaces ``model(x)`` where a model needs extra arguments."""
+def count(model: nn.Module, input_shape: Sequence[int]) -> dict:
+    """``{"flops", "macs", "params", "by_module"}`` for one sample of ``input_shape`` (C, H, W)."""
     if len(input_shape) != 3 or min(input_shape) < 1:
         raise UserError(f"input shape {tuple(input_shape)} must be three positive numbers C,H,W (e.g. 3,32,32)")
     param = next(model.parameters(), None)
@@ -26,7 +24,7 @@ def count(model: nn.Module, input_shape: Sequence[int], forward=None) -> dict:
     counter = FlopCounterMode(display=False)
     try:
         with counter, torch.no_grad():
-            forward(model, x) if forward else model(x)
+            model(x)
     except RuntimeError as e:
         raise UserError(f"the model cannot run on input shape {tuple(input_shape)} ({str(e).splitlines()[0]}); "
                         "check --input-shape") from None

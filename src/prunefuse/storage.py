@@ -46,23 +46,10 @@ def read_json(path: str | os.PathLike) -> Any:
 
 
 def append_jsonl(path: str | os.PathLike, record: dict) -> None:
-    """Append one line; a torn last line from a crash is ignored by :func:`read_jsonl`."""
+    """Append one line: a log, so a crash costs at most its last line."""
     with open(path, "a", encoding="utf-8") as f:
         f.write(json.dumps(record, default=_json_default) + "\n")
         f.flush()
-
-
-def read_jsonl(path: str | os.PathLike) -> list[dict]:
-    if not os.path.exists(path):
-        return []
-    records = []
-    with open(path, encoding="utf-8") as f:
-        for line in f:
-            try:
-                records.append(json.loads(line))
-            except json.JSONDecodeError:
-                break
-    return records
 
 
 def _json_default(obj: Any) -> Any:
