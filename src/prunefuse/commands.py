@@ -255,15 +255,19 @@ def datasets_arguments(p: argparse.ArgumentParser) -> None:
 def datasets_command(args):
     rows = []
     for name, info in data.DATASETS.items():
-        where = data.locate(name, args.data_dir) if name in ("digits", "fashion-mnist", "mnist") or args.data_dir \
-            else None
+        where = data.locate(name, args.data_dir) if name in ("digits", "fashion-mnist", "mnist") else None
         rows.append({"name": name, "found": where is not None, "where": str(where) if where else None,
                      "description": info.description})
     if args.json:
         return rows
     for r in rows:
-        status = r["where"] if r["found"] else "not found"
-        print(f"{r['name']:<14} {status:<40} {r['description']}")
+        if r["found"]:
+            status = r["where"]
+        elif r["name"] in ("fashion-mnist", "mnist"):
+            status = "not found: " + data.registry.missing_hint(r["name"])
+        else:
+            status = "read from --data-dir"
+        print(f"{r['name']:<14} {r['description']:<48} {status}")
     return None
 
 

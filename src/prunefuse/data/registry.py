@@ -42,7 +42,7 @@ class DatasetInfo:
 
 
 DATASETS = {
-    "digits": DatasetInfo("digits", "scikit-learn 8x8 digits, bundled (the embedded default)", False, False),
+    "digits": DatasetInfo("digits", "scikit-learn 8x8 digits (bundled default)", False, False),
     "fashion-mnist": DatasetInfo("fashion-mnist", "Fashion-MNIST IDX files (.gz or raw)", True, True),
     "mnist": DatasetInfo("mnist", "MNIST IDX files (.gz or raw)", True, False),
     "cifar10": DatasetInfo("cifar10", "CIFAR-10 python batches", True, True),
