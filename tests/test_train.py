@@ -42,10 +42,11 @@ def test_fashion_mnist_subset_integration(fashion_subset, tmp_path):
 
 
 def test_piecewise_schedule_matches_reference():
-    assert piecewise_factor(0.0) == 0.1
-    assert piecewise_factor(1.5 / 181) == 1.0
-    assert piecewise_factor(100 / 181) == 0.1
-    assert piecewise_factor(140 / 181) == 0.01
+    assert piecewise_factor(0, 181) == 0.1
+    assert piecewise_factor(1, 181) == 1.0 and piecewise_factor(90, 181) == 1.0
+    assert piecewise_factor(91, 181) == 0.1 and piecewise_factor(135, 181) == 0.1
+    assert piecewise_factor(136, 181) == 0.01 and piecewise_factor(3620, 3620) == 0.01
+    assert piecewise_factor(19, 3620) == 0.1 and piecewise_factor(20, 3620) == 1.0  # 3620 = 20 x 181
     opt = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=0.1)
     sched = make_scheduler("piecewise", opt, 0.1, 181)
     lrs = []

@@ -90,6 +90,7 @@ def load_model(stem: str | os.PathLike) -> tuple[nn.Module, dict]:
     from .pruning.channel_map import ChannelMap
     from .pruning.materialize import materialize
 
+    stem = stem_of(stem)
     state, meta = read(stem)
     try:
         c, h, _ = meta["input_shape"]

@@ -144,7 +144,7 @@ def prune_command(args):
     seed_everything(args.seed)
     base_map = None
     if args.checkpoint:
-        model, meta = checkpoint.load_model(checkpoint.stem_of(args.checkpoint))
+        model, meta = checkpoint.load_model(args.checkpoint)
         shape, arch, width = tuple(meta["input_shape"]), meta["arch"], meta.get("width", 1.0)
         base_map = ChannelMap.from_dict(meta["channel_map"]) if meta.get("channel_map") else None
         num_classes = meta["num_classes"]

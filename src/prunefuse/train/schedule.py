@@ -11,13 +11,14 @@ REFERENCE_EPOCHS = (1, 90, 45, 45)
 REFERENCE_FACTORS = (0.1, 1.0, 0.1, 0.01)
 
 
-def piecewise_factor(progress: float) -> float:
-    """The reference schedule, stretched or shrunk to any length; ``progress`` in [0, 1)."""
-    total = sum(REFERENCE_EPOCHS)
-    edge = 0.0
+def piecewise_factor(step: int, total_steps: int) -> float:
+    """The reference schedule, stretched or shrunk to ``total_steps``; integer arithmetic, so the
+    phase edges fall exactly where the reference puts them."""
+    reference_total = sum(REFERENCE_EPOCHS)
+    edge = 0
     for length, factor in zip(REFERENCE_EPOCHS, REFERENCE_FACTORS):
-        edge += length / total
-        if progress < edge:
+        edge += length
+        if step * reference_total < edge * total_steps:
             return factor
     return REFERENCE_FACTORS[-1]
 
@@ -30,7 +31,7 @@ def make_scheduler(name: str, optimizer: torch.optim.Optimizer, peak_lr: float, 
 
     def factor(step: int) -> float:
         if name == "piecewise":
-            return piecewise_factor(step / total_steps)
+            return piecewise_factor(step, total_steps)
         if name == "cosine":
             return 0.5 * (1 + math.cos(math.pi * min(step, total_steps) / total_steps))
         return 1.0
