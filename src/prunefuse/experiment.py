@@ -24,7 +24,7 @@ class DataSpec:
     name: str = "digits"
     data_dir: str | None = None
     download: bool = False
-    subset: int | None = None  # keep this many training samples (a stratified-free random draw)
+    subset: int | None = None  # keep this many training samples (a uniform random draw)
     seed: int = 0
 
     def load(self) -> tuple[data.Dataset, data.Dataset]:

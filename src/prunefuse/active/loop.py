@@ -205,16 +205,15 @@ class ActiveRun:
         cfg = self.config
         labeled = self.pool.train.subset(self.labeled_indices(round_))
         dense, _ = self.load_model("init")
-        teacher = None
         fused = cfg.method == "prunefuse" and cfg.fusion
+        selector, cmap = (self.load_model(self.selector_name(round_, template))
+                          if cfg.method == "prunefuse" and (cfg.fusion or cfg.kd) else (None, None))
         if fused:
-            selector, cmap = self.load_model(self.selector_name(round_, template))
             torch.manual_seed(derive_seed(cfg.seed, f"fuse{round_}"))
-            model = fuse(selector, dense, cmap, cfg.fill, cfg.fusion_scope)
+            model = fuse(selector, dense, cmap, cfg.fill, cfg.fusion_scope)  # reads the selector, never writes it
         else:
             model = dense
-        if cfg.method == "prunefuse" and cfg.kd:
-            teacher, _ = self.load_model(self.selector_name(round_, template))
+        teacher = selector if cfg.method == "prunefuse" and cfg.kd else None
         tc = cfg.train_config(cfg.target_epochs, derive_seed(cfg.seed, f"target{round_}"))
         torch.manual_seed(derive_seed(cfg.seed, f"target{round_}"))
         curve = budget == self.eval_at[-1]  # the per-epoch test curve is kept for the final budget only
