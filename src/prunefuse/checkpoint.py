@@ -85,13 +85,20 @@ def load_into(model: nn.Module, state: dict[str, torch.Tensor], source: str = "c
 
 
 def load_model(stem: str | os.PathLike) -> tuple[nn.Module, dict]:
-    """Rebuild the model a checkpoint describes (pruned ones through their channel map)."""
+    """Rebuild the model a checkpoint describes (pruned ones through their channel map, merged ones
+    from their group widths)."""
     from . import models
     from .pruning.channel_map import ChannelMap
     from .pruning.materialize import materialize
 
     stem = stem_of(stem)
     state, meta = read(stem)
+    if "grouped" in meta:  # a merged (or single-task) network from ``prunefuse merge``
+        from .merge.grouped import GroupedNet
+
+        model = GroupedNet.from_spec(meta["grouped"])
+        load_into(model, state, str(paths(stem)[0]))
+        return model, meta
     try:
         c, h, _ = meta["input_shape"]
         model = models.create(meta["arch"], meta["num_classes"], c, h, meta.get("width", 1.0))

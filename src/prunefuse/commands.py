@@ -246,6 +246,24 @@ def select_command(args):
     print(f"wrote {len(rows)} samples to label to {args.out}")
 
 
+# --- merge ---------------------------------------------------------------------------------------
+def merge_arguments(p: argparse.ArgumentParser) -> None:
+    from .merge_cli import add_merge_arguments
+
+    add_merge_arguments(p)
+
+
+def merge_command(args):
+    from .merge import run_merge
+    from .merge.report import merge_tables
+    from .merge_cli import merge_config
+
+    config = merge_config(args)
+    models.create(config.arch, 2, 1, 32)  # validate the name before loading data
+    results = run_merge(config, args.out, args.quiet)
+    print(merge_tables(results) + f"\nresults.json, report.md and flops_per_subset.png in {args.out}")
+
+
 # --- datasets --------------------------------------------------------------------------------------
 def datasets_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data-dir", help="also look here")
@@ -278,5 +296,6 @@ COMMANDS = {
     "run": (run_arguments, run_command, "active learning with PruneFuse or a baseline (no arguments: the demo)"),
     "compare": (compare_arguments, compare_command, "several methods over several seeds, one table and plots"),
     "select": (select_arguments, select_command, "pick the next samples to label from a real unlabeled pool"),
+    "merge": (merge_arguments, merge_command, "PAM: merge single-task networks into a multitask one, with baselines"),
     "datasets": (datasets_arguments, datasets_command, "list datasets and whether each is found locally"),
 }

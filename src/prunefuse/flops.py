@@ -3,7 +3,7 @@ for one forward of one sample. Runs on whatever device the model is on, meta inc
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 from torch import nn
@@ -12,8 +12,9 @@ from torch.utils.flop_counter import FlopCounterMode
 from .errors import UserError
 
 
-def count(model: nn.Module, input_shape: Sequence[int]) -> dict:
-    """``{"flops", "macs", "params", "by_module"}`` for one sample of ``input_shape`` (C, H, W)."""
+def count(model: nn.Module, input_shape: Sequence[int], forward: Callable | None = None) -> dict:
+    """``{"flops", "macs", "params", "by_module"}`` for one sample of ``input_shape`` (C, H, W);
+    ``forward(x)`` replaces ``model(x)`` for models called with more than the input."""
     if len(input_shape) != 3 or min(input_shape) < 1:
         raise UserError(f"input shape {tuple(input_shape)} must be three positive numbers C,H,W (e.g. 3,32,32)")
     param = next(model.parameters(), None)
@@ -24,7 +25,7 @@ def count(model: nn.Module, input_shape: Sequence[int]) -> dict:
     counter = FlopCounterMode(display=False)
     try:
         with counter, torch.no_grad():
-            model(x)
+            (forward or model)(x)
     except RuntimeError as e:
         raise UserError(f"the model cannot run on input shape {tuple(input_shape)} ({str(e).splitlines()[0]}); "
                         "check --input-shape") from None

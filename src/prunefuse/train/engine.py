@@ -9,7 +9,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
@@ -19,6 +18,7 @@ from ..data.registry import DATASETS
 from ..distill import kd_loss
 from ..storage import append_jsonl
 from .config import TrainConfig
+from .objective import CrossEntropy, Objective
 from .runtime import autocast, autocast_dtype, configure_threads, resolve_device, use_channels_last
 from .schedule import make_scheduler
 
@@ -79,19 +79,23 @@ def predict(model: nn.Module, images: torch.Tensor, normalizer: Normalizer, batc
     return (out, torch.cat(feats)) if with_features else out
 
 
-def evaluate(model: nn.Module, data: Dataset, normalizer: Normalizer, config: TrainConfig) -> float:
+def evaluate(model: nn.Module, data: Dataset, normalizer: Normalizer, config: TrainConfig,
+             objective: Objective | None = None) -> float:
+    objective = objective or CrossEntropy()
     logits = predict(model, data.images, normalizer, config.eval_batch_size, config.channels_last, config.amp)
-    return float((logits.argmax(1) == data.labels).float().mean()) if len(data) else 0.0
+    return float(objective.correct(logits, data.labels)) / len(data) if len(data) else 0.0
 
 
 def fit(model: nn.Module, train: Dataset, config: TrainConfig, test: Dataset | None = None,
         normalizer: Normalizer | None = None, teacher: nn.Module | None = None,
         metrics_path: str | Path | None = None, quiet: bool = False, desc: str = "train",
-        on_epoch: Callable[[dict], None] | None = None) -> TrainResult:
+        on_epoch: Callable[[dict], None] | None = None, objective: Objective | None = None) -> TrainResult:
     """Train ``model`` in place with SGD on an in-memory split; optionally distil from ``teacher``.
+    ``objective`` replaces the cross-entropy (multitask networks pass their summed task losses).
 
     Per-epoch metrics go to ``metrics_path`` (JSON lines) and to ``on_epoch``."""
     configure_threads()
+    objective = objective or CrossEntropy(config.label_smoothing)
     device = resolve_device(config.device)
     dtype = autocast_dtype(config.amp, device)
     normalizer = normalizer or Normalizer(*train.channel_stats())
@@ -121,7 +125,7 @@ def fit(model: nn.Module, train: Dataset, config: TrainConfig, test: Dataset | N
     for epoch in range(config.epochs):
         epoch_start = time.perf_counter()
         loss_sum = torch.zeros((), device=device)
-        correct = torch.zeros((), device=device, dtype=torch.long)
+        correct = torch.zeros((), device=device)
         seen = 0
         for x, y in batches:
             with autocast(device, dtype):
@@ -132,14 +136,14 @@ def fit(model: nn.Module, train: Dataset, config: TrainConfig, test: Dataset | N
                     loss = kd_loss(logits, teacher_logits, y, config.kd_alpha, config.kd_temperature,
                                    config.label_smoothing)
                 else:
-                    loss = F.cross_entropy(logits, y, label_smoothing=config.label_smoothing)
+                    loss = objective.loss(logits, y)
             optimizer.zero_grad(set_to_none=True)
             scaler.scale(loss).backward()
             scaler.step(optimizer)
             scaler.update()
             scheduler.step()
             loss_sum += loss.detach() * len(y)
-            correct += (logits.detach().argmax(1) == y).sum()
+            correct += objective.correct(logits.detach(), y)
             seen += len(y)
             bar.update()
         seconds = time.perf_counter() - epoch_start
@@ -148,7 +152,7 @@ def fit(model: nn.Module, train: Dataset, config: TrainConfig, test: Dataset | N
                   "samples": seen, "seconds": round(seconds, 3),
                   "images_per_second": round(seen / max(seconds, 1e-9), 1)}
         if test is not None:
-            record["test_accuracy"] = evaluate(model, test, normalizer, config)
+            record["test_accuracy"] = evaluate(model, test, normalizer, config, objective)
             result.test_accuracy = record["test_accuracy"]
         bar.set_postfix(loss=f"{record['train_loss']:.3f}", acc=f"{record.get('test_accuracy', 0):.4f}")
         result.history.append(record)

@@ -1,0 +1,138 @@
+"""The one pruner every merging method is judged with: per group, iteratively remove the least
+important ~9% of neurons, fine-tune, and stop before any task falls more than a tolerance below
+its single-task network. Importance is Taylor (|∂L/∂gate| of a gate on the neuron's output,
+averaged over batches; Molchanov et al. 2019) or the magnitude of the neuron's incoming weights."""
+
+from __future__ import annotations
+
+import copy
+import math
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+
+import torch
+from torch import nn
+
+from ..data.batching import Normalizer, TensorBatches
+from ..data.dataset import Dataset
+from ..errors import UserError
+from ..train import TrainConfig, fit, predict
+from .grouped import GroupedNet
+from .tasks import MultiTaskObjective
+
+IMPORTANCES = ("taylor", "magnitude")
+
+
+@dataclass
+class PruneConfig:
+    importance: str = "taylor"
+    step_fraction: float = 0.09
+    tolerance: float = 0.01  # allowed drop of any task's accuracy below its single-task network
+    finetune_samples: int = 12_800  # training images seen between two pruning steps
+    finetune_lr: float = 0.01
+    max_steps: int = 30
+    recovery_rounds: int = 2  # extra fine-tuning rounds a step gets to regain the tolerance before pruning stops
+    taylor_batches: int = 10
+
+    def __post_init__(self) -> None:
+        if self.importance not in IMPORTANCES:
+            raise UserError(f"unknown importance '{self.importance}'; choose one of: {', '.join(IMPORTANCES)}")
+        if not 0 < self.step_fraction < 1:
+            raise UserError(f"step fraction {self.step_fraction} is out of range; use a value in (0, 1)")
+        if not 0 <= self.tolerance < 1:
+            raise UserError(f"tolerance {self.tolerance} is out of range; use an accuracy drop in [0, 1), e.g. 0.01")
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def gate_gradients(unit: nn.Sequential) -> torch.Tensor:
+    """Σ over a neuron's output parameters of w·∂L/∂w: the gradient of a gate on its output."""
+    last = unit[-1]
+    params = [last.weight, last.bias] if isinstance(last, nn.BatchNorm2d) else [unit[0].weight, unit[0].bias]
+    total = torch.zeros(unit[0].weight.shape[0])
+    for p in params:
+        if p is not None and p.grad is not None:
+            total += (p.detach() * p.grad.detach()).reshape(len(total), -1).sum(1).cpu()
+    return total
+
+
+def importance(net: GroupedNet, train: Dataset, normalizer: Normalizer, objective: MultiTaskObjective,
+               config: PruneConfig, batch_size: int, seed: int) -> dict[tuple[int, str], torch.Tensor]:
+    """A score per neuron of every group; lower is pruned first."""
+    if config.importance == "magnitude":
+        return {(layer, g): unit[0].weight.detach().reshape(unit[0].weight.shape[0], -1).norm(dim=1).cpu()
+                for layer, units in enumerate(net.units) for g, unit in units.items()}
+    device = next(net.parameters()).device
+    scores = {(layer, g): torch.zeros(unit[0].weight.shape[0])
+              for layer, units in enumerate(net.units) for g, unit in units.items()}
+    batches = TensorBatches(train.images.to(device), train.labels.to(device), normalizer, batch_size, shuffle=True,
+                            generator=torch.Generator().manual_seed(seed))
+    net.train()
+    for step, (x, y) in enumerate(batches):
+        if step == config.taylor_batches:
+            break
+        net.zero_grad(set_to_none=True)
+        objective.loss(net(x), y).backward()
+        for key in scores:
+            scores[key] += gate_gradients(net.units[key[0]][key[1]]).abs()
+    net.zero_grad(set_to_none=True)
+    return scores
+
+
+def prune_step(net: GroupedNet, scores: dict[tuple[int, str], torch.Tensor], fraction: float) -> int:
+    """Remove the lowest-scored ceil(fraction·width) neurons of every group, keeping one per group."""
+    removed = 0
+    for (layer, group), score in scores.items():
+        width = len(score)
+        count = min(width - 1, math.ceil(fraction * width))
+        if count > 0:
+            net.remove(layer, group, torch.argsort(score)[:count].tolist())
+            removed += count
+    return removed
+
+
+def task_accuracy(net: GroupedNet, data: Dataset, normalizer: Normalizer, objective: MultiTaskObjective,
+                  config: TrainConfig) -> dict[int, float]:
+    return objective.accuracies(predict(net, data.images, normalizer, config.eval_batch_size, False), data.labels)
+
+
+def within(accuracy: dict[int, float], reference: dict[int, float], tolerance: float) -> bool:
+    return all(accuracy[t] >= reference[t] - tolerance - 1e-9 for t in accuracy)
+
+
+def prune_to_tolerance(net: GroupedNet, train: Dataset, val: Dataset, normalizer: Normalizer,
+                       objective: MultiTaskObjective, reference: dict[int, float], config: PruneConfig,
+                       train_config: TrainConfig,
+                       log: Callable[[dict], None] | None = None) -> tuple[GroupedNet, list[dict]]:
+    """Prune and fine-tune until the next step would break the tolerance on ``val``; returns the last
+    network within it (the input itself if even that is not) and the per-step history."""
+    history: list[dict] = []
+    accepted = copy.deepcopy(net)
+    finetune = TrainConfig(**{**train_config.to_dict(), "epochs": 1, "lr": config.finetune_lr, "schedule": "constant",
+                              "channels_last": False})
+    for step in range(1, config.max_steps + 1):
+        seed = train_config.seed * 1000 + step
+        scores = importance(net, train, normalizer, objective, config, train_config.batch_size, seed)
+        removed = prune_step(net, scores, config.step_fraction)
+        if removed == 0:
+            break
+        for attempt in range(config.recovery_rounds + 1):
+            round_seed = seed * 10 + attempt
+            sample = torch.randperm(len(train), generator=torch.Generator().manual_seed(round_seed))
+            fit(net, train.subset(sample[: config.finetune_samples]),
+                TrainConfig(**{**finetune.to_dict(), "seed": round_seed}), normalizer=normalizer, objective=objective,
+                quiet=True)
+            accuracy = task_accuracy(net, val, normalizer, objective, train_config)
+            if within(accuracy, reference, config.tolerance):
+                break
+        record = {"step": step, "removed": removed, "finetune_rounds": attempt + 1,
+                  "macs": net.analytic_macs(list(range(net.num_tasks))),
+                  "val_accuracy": accuracy, "within_tolerance": within(accuracy, reference, config.tolerance)}
+        history.append(record)
+        if log:
+            log(record)
+        if not record["within_tolerance"]:
+            break
+        accepted = copy.deepcopy(net)
+    return accepted, history

@@ -1,0 +1,260 @@
+"""``prunefuse merge``: train (or load) one network per task, merge them with each method, prune
+every result with the same pruner to the same tolerance, and measure every task subset."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import torch
+
+from .. import checkpoint, models
+from ..data.batching import Normalizer
+from ..data.dataset import Dataset
+from ..errors import UserError
+from ..experiment import DataSpec
+from ..models.base import init_weights
+from ..rundir import seed_everything, write_config
+from ..storage import append_jsonl, write_json
+from ..train import TrainConfig, fit
+from .assemble import assemble
+from .group_pruning import PruneConfig, prune_to_tolerance, task_accuracy, within
+from .grouped import SHARED, GroupedNet, from_classifier, plan_of
+from .mtz import mtz_merge
+from .pam import ALPHA, pam_groups
+from .report import write_merge_report
+from .subsets import subset_table
+from .tasks import MultiTaskObjective, TaskSet
+
+METHODS = ("pam", "nomerge", "shared", "mtz")
+
+
+@dataclass
+class MergeConfig:
+    data: DataSpec = field(default_factory=DataSpec)
+    tasks: str = "0-4,5-9"
+    arch: str = "lenet5"
+    width: float = 1.0
+    methods: list[str] = field(default_factory=lambda: list(METHODS))
+    single: TrainConfig = field(default_factory=lambda: TrainConfig(epochs=8, lr=0.05, schedule="cosine"))
+    merge_epochs: int = 2  # joint fine-tuning of a merged network before pruning
+    merge_lr: float = 0.01
+    calibration: int = 128  # images for the MI (PAM) and the Hessians (MTZ)
+    alpha_conv: float = ALPHA["conv"]
+    alpha_fc: float = ALPHA["linear"]
+    mtz_share: float = 0.5
+    prune: PruneConfig = field(default_factory=PruneConfig)
+    val_size: int = 5000  # held out of the training split for the tolerance check
+    latency_batch: int = 64
+    latency_repeats: int = 20
+    checkpoints: list[str] | None = None  # trained single-task networks to merge instead of training them
+
+    def __post_init__(self) -> None:
+        unknown = [m for m in self.methods if m not in METHODS]
+        if unknown or not self.methods:
+            raise UserError(f"unknown method(s) {', '.join(unknown) or '(none given)'}; "
+                            f"choose from: {', '.join(METHODS)}")
+        if not 0 < self.mtz_share <= 1:
+            raise UserError(f"--mtz-share {self.mtz_share} is out of range; use a fraction in (0, 1]")
+        if self.calibration < 8:
+            raise UserError(f"--calibration {self.calibration} is too small; use at least 8 images (reference: 128)")
+        if self.merge_epochs < 0:
+            raise UserError("--merge-epochs must be 0 or more")
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+class MergeRun:
+    def __init__(self, config: MergeConfig, out: str | Path, quiet: bool = False):
+        self.config, self.out, self.quiet = config, Path(out), quiet
+        self.out.mkdir(parents=True, exist_ok=True)
+        self.metrics = self.out / "metrics.jsonl"
+
+    def log(self, record: dict) -> None:
+        append_jsonl(self.metrics, record)
+        if not self.quiet:
+            print(" ".join(f"{k}={v}" for k, v in record.items() if k != "val_accuracy"), flush=True)
+
+    def load_data(self) -> None:
+        train, self.test = self.config.data.load()
+        if not 0 < self.config.val_size < len(train):
+            raise UserError(f"--val-size {self.config.val_size} must lie between 0 and the {len(train)} "
+                            "training samples")
+        order = torch.randperm(len(train), generator=torch.Generator().manual_seed(self.config.single.seed))
+        self.val = train.subset(order[: self.config.val_size].sort().values)
+        self.train = train.subset(order[self.config.val_size:].sort().values)
+        self.normalizer = Normalizer(*self.train.channel_stats())
+        self.input_shape = self.train.input_shape
+
+    def task_dataset(self, data: Dataset, t: int) -> Dataset:
+        names = [data.classes[c] for c in self.tasks.classes[t]] + ["other"]
+        return Dataset(data.images, self.tasks.labels(data.labels, t), names, data.name, data.split)
+
+    def objective(self, which: tuple[int, ...] | None = None) -> MultiTaskObjective:
+        return MultiTaskObjective(self.tasks, which, self.config.single.label_smoothing)
+
+    def save(self, stem: Path, net: GroupedNet, extra: dict) -> None:
+        checkpoint.save(stem, net, {"grouped": net.spec(), "tasks": [list(t) for t in self.tasks.classes],
+                                    "input_shape": list(self.input_shape), "arch": self.config.arch,
+                                    "normalizer": vars(self.normalizer), **extra})
+
+    # --- single-task networks ---------------------------------------------------------------------
+    def single_networks(self) -> list[GroupedNet]:
+        if self.config.checkpoints:
+            return self.load_singles(self.config.checkpoints)
+        singles = []
+        c, h, _ = self.input_shape
+        for t in range(len(self.tasks)):
+            seed_everything(self.config.single.seed + t)
+            model = models.create(self.config.arch, self.tasks.head_sizes[t], c, h, self.config.width)
+            plan_of(model, self.config.arch, self.input_shape)  # refuse residual networks before training
+            start = time.perf_counter()
+            fit(model, self.task_dataset(self.train, t), self.config.single, normalizer=self.normalizer,
+                quiet=self.quiet, desc=f"task {t}")
+            net = from_classifier(model.cpu(), self.config.arch, self.input_shape)
+            self.save(self.out / "singles" / f"task{t}", net, {"task": list(self.tasks.classes[t])})
+            self.log({"phase": "single", "task": t, "seconds": round(time.perf_counter() - start, 1)})
+            singles.append(net)
+        return singles
+
+    def load_singles(self, paths: list[str]) -> list[GroupedNet]:
+        if len(paths) != len(self.tasks):
+            raise UserError(f"{len(paths)} checkpoints for {len(self.tasks)} tasks; give one per task, in task order")
+        nets, metas = [], []
+        for path in paths:
+            net, meta = checkpoint.load_model(path)
+            if not isinstance(net, GroupedNet) or net.num_tasks != 1:
+                raise UserError(f"{path} is not a single-task network from 'prunefuse merge'; pass the "
+                                "singles/taskN checkpoints of an earlier merge run")
+            nets.append(net)
+            metas.append(meta)
+        for meta, path in zip(metas, paths, strict=True):
+            for key in ("arch", "input_shape"):
+                if meta.get(key) != metas[0].get(key):
+                    raise UserError(f"{path} has {key} {meta.get(key)} but {paths[0]} has {metas[0].get(key)}; "
+                                    "merge networks of one architecture trained on one input shape")
+            if meta.get("input_shape") != list(self.input_shape):
+                raise UserError(f"{path} was trained on input shape {meta.get('input_shape')} but the dataset has "
+                                f"{list(self.input_shape)}; merge networks trained on this dataset")
+        for t, meta in enumerate(metas):
+            if list(self.tasks.classes[t]) != meta.get("task"):
+                raise UserError(f"{paths[t]} was trained for classes {meta.get('task')}, but task {t} is "
+                                f"{list(self.tasks.classes[t])}; pass --tasks matching the checkpoints")
+        return nets
+
+    # --- methods ----------------------------------------------------------------------------------
+    def calibration(self) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        """Test images, as the reference code used; the same for every method."""
+        idx = torch.randperm(len(self.test), generator=torch.Generator().manual_seed(0))[: self.config.calibration]
+        x = self.normalizer(self.test.images[idx])
+        return x, [self.tasks.labels(self.test.labels[idx], t) for t in range(len(self.tasks))]
+
+    def joint_finetune(self, net: GroupedNet, epochs: int, lr: float, schedule: str = "cosine") -> None:
+        if epochs:
+            config = TrainConfig(**{**self.config.single.to_dict(), "epochs": epochs, "lr": lr, "schedule": schedule,
+                                    "channels_last": False})
+            fit(net, self.train, config, normalizer=self.normalizer, objective=self.objective(), quiet=self.quiet,
+                desc="joint")
+
+    def build(self, method: str, singles: list[GroupedNet]) -> GroupedNet:
+        x, labels = self.calibration()
+        if method == "pam":
+            alpha = {"conv": self.config.alpha_conv, "linear": self.config.alpha_fc}
+            net = assemble(singles, pam_groups(singles, x, labels, alpha))
+        elif method == "mtz":
+            net = mtz_merge(singles, x, self.config.mtz_share)
+        else:  # shared: one trunk of a single network's width, all heads, trained from scratch
+            seed_everything(self.config.single.seed)
+            net = GroupedNet(singles[0].plan, [{SHARED: w[SHARED]} for w in singles[0].widths], self.tasks.head_sizes)
+            if any(spec.batch_norm for spec in net.plan.layers):
+                init_weights(net)
+            self.joint_finetune(net, self.config.single.epochs, self.config.single.lr, self.config.single.schedule)
+            return net
+        self.log({"phase": "merged", "method": method, "widths": net.widths})
+        self.joint_finetune(net, self.config.merge_epochs, self.config.merge_lr)
+        return net
+
+    def prune(self, net: GroupedNet, which: tuple[int, ...], reference: dict[int, float], label: str) -> GroupedNet:
+        start = time.perf_counter()
+        pruned, history = prune_to_tolerance(
+            net, self.train, self.val, self.normalizer, self.objective(which), {t: reference[t] for t in which},
+            self.config.prune, self.config.single, log=lambda r: self.log({"phase": "prune", "method": label, **r}))
+        self.log({"phase": "pruned", "method": label, "steps": sum(r["within_tolerance"] for r in history),
+                  "seconds": round(time.perf_counter() - start, 1), "widths": pruned.widths})
+        return pruned
+
+    def accuracy(self, net: GroupedNet, which: tuple[int, ...], data: Dataset) -> dict[int, float]:
+        return task_accuracy(net, data, self.normalizer, self.objective(which), self.config.single)
+
+    def within_tolerance(self, nets: dict[int, GroupedNet] | GroupedNet) -> bool:
+        """Whether every task is within the tolerance of its single-task network on the validation split."""
+        accuracy = ({t: self.accuracy(net, (t,), self.val)[t] for t, net in nets.items()} if isinstance(nets, dict)
+                    else self.accuracy(nets, tuple(range(len(self.tasks))), self.val))
+        return within(accuracy, self.reference, self.config.prune.tolerance)
+
+    def run(self) -> dict:
+        config = self.config
+        self.metrics.unlink(missing_ok=True)
+        self.load_data()
+        self.tasks = TaskSet.parse(config.tasks, self.train.num_classes)
+        write_config(self.out, {"command": "merge", **config.to_dict()})
+        singles = self.single_networks()
+        n = len(self.tasks)
+        self.reference = reference = {t: self.accuracy(singles[t], (t,), self.val)[t] for t in range(n)}
+        single_test = {t: self.accuracy(singles[t], (t,), self.test)[t] for t in range(n)}
+        results: dict = {"dataset": self.train.name, "arch": config.arch,
+                         "tasks": [list(t) for t in self.tasks.classes],
+                         "label_form": "multi-class over the task's classes plus 'other'",
+                         "flops_convention": "FLOPs = 2 x MACs (torch FlopCounterMode), one sample",
+                         "single_task": {"val_accuracy": reference, "test_accuracy": single_test,
+                                         "flops": [2 * net.analytic_macs([0]) for net in singles]},
+                         "methods": {}}
+        for method in config.methods:
+            start = time.perf_counter()
+            if method == "nomerge":
+                nets = {t: self.prune(singles[t], (t,), reference, f"nomerge/task{t}") for t in range(n)}
+                for t, net in nets.items():
+                    self.save(self.out / method / f"task{t}", net,
+                              {"method": method, "task": list(self.tasks.classes[t])})
+                accuracy = {t: self.accuracy(nets[t], (t,), self.test)[t] for t in range(n)}
+                widths = [net.widths for net in nets.values()]
+                table = subset_table(nets, accuracy, n, config.latency_batch, config.latency_repeats)
+            else:
+                net = self.prune(self.build(method, singles), tuple(range(n)), reference, method)
+                self.save(self.out / method / "model", net, {"method": method})
+                accuracy = self.accuracy(net, tuple(range(n)), self.test)
+                widths = net.widths
+                table = subset_table(net, accuracy, n, config.latency_batch, config.latency_repeats)
+            results["methods"][method] = {"subsets": table, "test_accuracy": accuracy, "widths": widths,
+                                          "within_tolerance": self.within_tolerance(
+                                              nets if method == "nomerge" else net),
+                                          "seconds": round(time.perf_counter() - start, 1)}
+            self.log({"phase": "method", "method": method, "seconds": results["methods"][method]["seconds"],
+                      "all_tasks_mflops": table[-1]["flops"] / 1e6})
+        results["ratios"] = flops_ratios(results["methods"])
+        write_json(self.out / "results.json", results)
+        write_merge_report(self.out, results)
+        return results
+
+
+def flops_ratios(methods: dict) -> dict:
+    """How many times more FLOPs each baseline needs than PAM: on all tasks, and averaged over subsets."""
+    if "pam" not in methods:
+        return {}
+    pam = [s["flops"] for s in methods["pam"]["subsets"]]
+    ratios = {}
+    for name, m in methods.items():
+        if name == "pam":
+            continue
+        other = [s["flops"] for s in m["subsets"]]
+        ratios[f"{name}/pam"] = {"all_tasks": round(other[-1] / pam[-1], 3),
+                                 "mean_over_subsets": round(
+                                     sum(o / p for o, p in zip(other, pam, strict=True)) / len(pam), 3)}
+    return ratios
+
+
+def run_merge(config: MergeConfig, out: str | Path, quiet: bool = False) -> dict:
+    """The Python API behind ``prunefuse merge``: returns what ``results.json`` holds."""
+    return MergeRun(config, out, quiet).run()

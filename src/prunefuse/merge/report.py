@@ -1,0 +1,54 @@
+"""The merge run's report: per-subset FLOPs and latency per method, task accuracies, and a plot."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ..report import plot
+from ..storage import write_text
+
+
+def subset_label(tasks: list[int]) -> str:
+    return "+".join(f"T{t}" for t in tasks)
+
+
+def merge_tables(results: dict) -> str:
+    methods = results["methods"]
+    names = list(methods)
+    subsets = next(iter(methods.values()))["subsets"]
+    lines = ["| tasks | " + " | ".join(f"{m} MFLOPs" for m in names) + " | "
+             + " | ".join(f"{m} ms" for m in names) + " |", "|" + "---|" * (1 + 2 * len(names))]
+    for i, s in enumerate(subsets):
+        flops = " | ".join(f"{methods[m]['subsets'][i]['flops'] / 1e6:.3f}" for m in names)
+        ms = " | ".join(f"{methods[m]['subsets'][i]['latency_ms']:.2f}" for m in names)
+        lines.append(f"| {subset_label(s['tasks'])} | {flops} | {ms} |")
+    n = len(results["tasks"])
+    acc = ["", "| method | " + " | ".join(f"T{t} acc" for t in range(n)) + " |", "|" + "---|" * (1 + n)]
+    single = results["single_task"]["test_accuracy"]
+    acc.append("| single-task | " + " | ".join(f"{100 * single[t]:.2f}" for t in range(n)) + " |")
+    for m in names:
+        a = methods[m]["test_accuracy"]
+        acc.append(f"| {m} | " + " | ".join(f"{100 * a[t]:.2f}" for t in range(n)) + " |")
+    ratios = [f"- {k}: {v['all_tasks']:.2f}x on all tasks, {v['mean_over_subsets']:.2f}x averaged over subsets"
+              for k, v in results.get("ratios", {}).items()]
+    return "\n".join(lines + acc + ([""] + ratios if ratios else [])) + "\n"
+
+
+def write_merge_report(out: Path, results: dict) -> None:
+    methods = results["methods"]
+    subsets = [s["tasks"] for s in next(iter(methods.values()))["subsets"]]
+
+    def draw(ax):
+        xs = range(len(subsets))
+        for name, m in methods.items():
+            ax.plot(xs, [s["flops"] / 1e6 for s in m["subsets"]], marker="o", label=name)
+        ax.set_xticks(list(xs), [subset_label(s) for s in subsets], rotation=60 if len(subsets) > 8 else 0, fontsize=7)
+        ax.set_xlabel("task subset")
+        ax.set_ylabel("MFLOPs per image")
+        ax.set_title(f"{results['arch']} on {results['dataset']}: cost of each task subset after pruning")
+
+    plot(out / "flops_per_subset.png", draw)
+    header = (f"# Merge: {results['arch']} on {results['dataset']}, tasks "
+              f"{' / '.join('-'.join(map(str, t)) for t in results['tasks'])}\n\n"
+              f"{results['flops_convention']}; latency: median forward of one batch on the CPU.\n\n")
+    write_text(out / "report.md", header + merge_tables(results) + "\n![FLOPs per subset](flops_per_subset.png)\n")

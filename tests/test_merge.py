@@ -1,0 +1,274 @@
+import json
+import math
+from pathlib import Path
+
+import pytest
+import torch
+
+from conftest import FASHION_DIR
+from prunefuse import checkpoint, models
+from prunefuse.cli import main
+from prunefuse.errors import UserError
+from prunefuse.experiment import DataSpec
+from prunefuse.merge import GroupedNet, MergeConfig, PruneConfig, TaskSet, assemble, from_classifier, mtz_merge
+from prunefuse.merge.grouped import Plan, plan_of
+from prunefuse.merge.mtz import greedy_matching, pair_cost, zip_layer
+from prunefuse.merge.mutual_info import irrelevant_neurons, mutual_information, pairwise_sq_dists
+from prunefuse.merge.pam import pam_groups
+from prunefuse.merge.pipeline import run_merge
+from prunefuse.merge.subsets import all_subsets, subset_flops
+from prunefuse.train import TrainConfig
+
+LENET_SHAPE = (1, 28, 28)
+
+
+def lenet_single(seed: int, classes: int = 3) -> GroupedNet:
+    torch.manual_seed(seed)
+    return from_classifier(models.create("lenet5", classes, 1, 28).eval(), "lenet5", LENET_SHAPE).eval()
+
+
+def grouped_lenet(seed: int = 0) -> GroupedNet:
+    """Three tasks with shared and exclusive groups of different widths, one exclusive group empty."""
+    torch.manual_seed(seed)
+    plan = plan_of(models.create("lenet5", 2, 1, 28), "lenet5", LENET_SHAPE)
+    widths = [{"shared": 3, "t0": 2, "t1": 1, "t2": 0}, {"shared": 5, "t0": 3, "t1": 0, "t2": 2},
+              {"shared": 7, "t0": 4, "t1": 2, "t2": 3}, {"shared": 6, "t0": 2, "t1": 3, "t2": 1}]
+    return GroupedNet(plan, widths, [3, 4, 2]).eval()
+
+
+# --- tasks -----------------------------------------------------------------------------------------
+def test_tasks_parse_and_label_with_other():
+    tasks = TaskSet.parse("0-2,5+7", num_classes=10)
+    assert tasks.classes == ((0, 1, 2), (5, 7)) and tasks.head_sizes == [4, 3]
+    y = torch.tensor([0, 2, 3, 5, 7, 9])
+    assert tasks.labels(y, 0).tolist() == [0, 2, 3, 3, 3, 3]
+    assert tasks.labels(y, 1).tolist() == [2, 2, 2, 0, 1, 2]
+
+
+@pytest.mark.parametrize("text, message", [("0-4", "at least two tasks"), ("0-4,4-9", "must not overlap"),
+                                           ("0-4,7-5", "empty"), ("0-4,5-12", "outside"), ("a-b,1", "class range")])
+def test_bad_tasks_are_refused(text, message):
+    with pytest.raises(UserError, match=message):
+        TaskSet.parse(text, num_classes=10)
+
+
+# --- mutual information ----------------------------------------------------------------------------
+def test_mi_of_independent_variable_is_about_zero():
+    g = torch.Generator().manual_seed(0)
+    y = torch.randint(0, 2, (1000,), generator=g)
+    t = torch.rand(1000, 1, generator=g) * 0.3  # kernel width (sigma ~0.32) spans the data
+    assert abs(mutual_information(t, y)) < 0.01
+
+
+@pytest.mark.parametrize("classes", [2, 4])
+def test_mi_of_copied_labels_is_label_entropy(classes):
+    y = torch.arange(400) % classes
+    t = y[:, None].float() * 10  # classes far apart relative to the kernel
+    assert mutual_information(t, y) == pytest.approx(math.log(classes), abs=1e-4)
+
+
+def test_greedy_search_keeps_informative_neurons_out_of_the_irrelevant_set():
+    g = torch.Generator().manual_seed(0)
+    y = torch.randint(0, 2, (128,), generator=g)
+    acts = torch.stack([torch.zeros(128), y.float() * 5, torch.rand(128, generator=g) * 0.01, -y.float() * 3], 1)
+    chosen = irrelevant_neurons(pairwise_sq_dists(acts), y, alpha=0.01)
+    assert sorted(chosen) == [0, 2]
+
+
+# --- grouped network -------------------------------------------------------------------------------
+def test_single_task_conversion_keeps_the_function():
+    torch.manual_seed(0)
+    for arch in ("lenet5", "vgg11"):
+        model = models.create(arch, 4, 1, 28).eval()
+        net = from_classifier(model, arch, LENET_SHAPE).eval()
+        x = torch.randn(3, *LENET_SHAPE)
+        torch.testing.assert_close(net(x), model(x))
+
+
+def test_residual_networks_are_refused():
+    with pytest.raises(UserError, match="plain feed-forward"):
+        plan_of(models.create("preact20", 2, 1, 28), "preact20", LENET_SHAPE)
+
+
+def test_a_subset_computes_exactly_its_groups():
+    net = grouped_lenet()
+    ran = []
+    for layer, units in enumerate(net.units):
+        for g, unit in units.items():
+            unit.register_forward_hook(lambda m, i, o, key=(layer, g): ran.append(key))
+    for tasks in all_subsets(3):
+        ran.clear()
+        net(torch.randn(2, *LENET_SHAPE), tasks)
+        expected = {(layer, g) for layer, units in enumerate(net.units) for g in units
+                    if g == "shared" or int(g[1:]) in tasks}
+        assert set(ran) == expected and len(ran) == len(expected)
+
+
+def test_subset_flops_match_the_analytic_sum_and_grow_with_the_subset():
+    net = grouped_lenet()
+    flops = {tuple(s): subset_flops(net, s) for s in all_subsets(3)}  # raises if counter != analytic
+    assert flops[(0, 1, 2)] > flops[(0, 1)] > flops[(0,)]
+    shared_only = 2 * net.analytic_macs([])
+    assert flops[(0, 1, 2)] - shared_only == sum(flops[(t,)] - shared_only for t in range(3))
+
+
+def test_a_task_output_does_not_depend_on_the_tasks_beside_it():
+    net = grouped_lenet()
+    x = torch.randn(4, *LENET_SHAPE)
+    full = torch.split(net(x), net.head_sizes, dim=1)
+    for t in range(3):
+        torch.testing.assert_close(net(x, [t]), full[t])
+    torch.testing.assert_close(net(x, [2, 0]), torch.cat([full[0], full[2]], 1))
+
+
+def test_removing_neurons_keeps_counts_consistent_and_spares_other_outputs():
+    net = grouped_lenet()
+    x = torch.randn(2, *LENET_SHAPE)
+    before = net(x, [1])
+    net.remove(1, "t0", [0, 2])  # conv group feeding the flatten boundary
+    net.remove(2, "t2", [1])
+    torch.testing.assert_close(net(x, [1]), before)  # task 1 reads neither group
+    assert net.widths[1]["t0"] == 1 and subset_flops(net, [0, 2]) == 2 * net.analytic_macs([0, 2])
+    with pytest.raises(ValueError):
+        net.remove(0, "t1", [0])
+
+
+def test_merged_checkpoint_round_trip(tmp_path):
+    net = grouped_lenet()
+    checkpoint.save(tmp_path / "model", net, {"grouped": net.spec()})
+    loaded, _ = checkpoint.load_model(tmp_path)
+    x = torch.randn(2, *LENET_SHAPE)
+    torch.testing.assert_close(loaded.eval()(x), net(x))
+    assert Plan.from_dict(net.plan.to_dict()) == net.plan
+
+
+# --- PAM -------------------------------------------------------------------------------------------
+def test_merging_two_identical_networks_shares_everything():
+    single = lenet_single(0)
+    x = torch.randn(64, *LENET_SHAPE)
+    labels = single(x).argmax(1)
+    for alpha in (None, {"conv": 0.0, "linear": 0.0}):  # the reference thresholds, and dropping only dead neurons
+        groups = pam_groups([single, single], x, [labels, labels], alpha=alpha)
+        assert all(layer["shared"] and not layer["t0"] and not layer["t1"] for layer in groups)
+    merged = assemble([single, single], groups).eval()
+    assert all(w["t0"] == 0 and w["t1"] == 0 for w in merged.widths)
+    out = single(x)  # neurons with MI <= 0 are (nearly) constant, so dropping them keeps the function
+    torch.testing.assert_close(merged(x), torch.cat([out, out], 1), atol=2e-3, rtol=1e-3)
+
+
+def test_block_diagonal_inheritance_without_sharing_reproduces_each_network():
+    a, b = lenet_single(0), lenet_single(1, classes=4)
+    groups = [{"shared": [((0, 0),)], "t0": [((0, i),) for i in range(1, wa["shared"])],
+               "t1": [((1, i),) for i in range(wb["shared"])]} for wa, wb in zip(a.widths, b.widths, strict=True)]
+    merged = assemble([a, b], groups).eval()
+    x = torch.randn(3, *LENET_SHAPE)
+    # b's neurons are all exclusive: they read a's shared neuron through links that start at zero
+    torch.testing.assert_close(merged(x, [1]), b(x))
+    # a's shared neuron loses its links from a's exclusive neurons below (they break the wiring)
+    assert not torch.allclose(merged(x, [0]), a(x))
+
+
+# --- MTZ -------------------------------------------------------------------------------------------
+def test_mtz_pairs_permuted_neurons_and_zips_with_the_hessian_formula():
+    g = torch.Generator().manual_seed(0)
+    wa = torch.randn(4, 3, generator=g, dtype=torch.float64)
+    perm = [2, 0, 3, 1]
+    wb = wa[perm] + 0.01 * torch.randn(4, 3, generator=g, dtype=torch.float64)  # b's neuron j is a's perm[j]
+    xa, xb = (torch.randn(200, 3, generator=g, dtype=torch.float64) * s for s in (1.0, 2.0))
+    ha, hb = xa.T @ xa / 200, xb.T @ xb / 200
+    match = greedy_matching(pair_cost(wa, wb, ha, hb))
+    assert match == {a: perm.index(a) for a in range(4)}
+    origins, zipped = zip_layer([wa, wb], [ha, hb], count=2)
+    assert len(origins) == 2
+    h_tilde = torch.linalg.inv(torch.linalg.inv(ha) + torch.linalg.inv(hb))
+    for (_, i), (_, j) in origins:
+        expected = wa[i] + torch.linalg.inv(ha) @ h_tilde @ (wb[j] - wa[i])
+        torch.testing.assert_close(zipped[origins.index(((0, i), (1, j)))], expected)
+
+
+def test_mtz_zipping_identical_networks_fully_is_function_preserving():
+    single = lenet_single(0)
+    x = torch.randn(64, *LENET_SHAPE)
+    merged = mtz_merge([single, single], x, share=1.0).eval()
+    assert all(w["t0"] == 0 and w["shared"] == single.widths[i]["shared"] for i, w in enumerate(merged.widths))
+    torch.testing.assert_close(merged(x), torch.cat([single(x)] * 2, 1), atol=1e-4, rtol=1e-4)
+
+
+# --- end to end ------------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def fashion_merge(tmp_path_factory):
+    if not FASHION_DIR.is_dir():
+        pytest.skip("Fashion-MNIST is not installed (apt-get install -y dataset-fashion-mnist)")
+    out = tmp_path_factory.mktemp("merge")
+    config = MergeConfig(data=DataSpec("fashion-mnist", subset=1200), tasks="0-4,5-9",
+                         single=TrainConfig(epochs=2, lr=0.05, schedule="cosine", batch_size=64), merge_epochs=1,
+                         val_size=300, prune=PruneConfig(finetune_samples=500, max_steps=2, tolerance=0.05),
+                         latency_repeats=2)
+    return out, run_merge(config, out, quiet=True)
+
+
+def test_merge_run_writes_results_for_every_method_and_subset(fashion_merge):
+    out, _ = fashion_merge
+    saved = json.loads((out / "results.json").read_text())
+    assert set(saved["methods"]) == {"pam", "nomerge", "shared", "mtz"}
+    for method in saved["methods"].values():
+        assert [s["tasks"] for s in method["subsets"]] == [[0], [1], [0, 1]]
+        for s in method["subsets"]:
+            assert s["flops"] > 0 and s["latency_ms"] > 0 and set(s["accuracy"]) == {str(t) for t in s["tasks"]}
+            assert all(0.4 < a <= 1 for a in s["accuracy"].values())
+    nomerge = saved["methods"]["nomerge"]["subsets"]
+    assert nomerge[2]["flops"] == nomerge[0]["flops"] + nomerge[1]["flops"]
+    shared = saved["methods"]["shared"]["subsets"]
+    assert shared[0]["flops"] < shared[2]["flops"] < 2 * shared[0]["flops"]  # one trunk, two small heads
+    assert set(saved["ratios"]) == {"nomerge/pam", "shared/pam", "mtz/pam"}
+    for name in ("config.json", "report.md", "flops_per_subset.png", "metrics.jsonl"):
+        assert (out / name).is_file()
+    assert json.loads((out / "config.json").read_text())["tasks"] == "0-4,5-9"
+
+
+def test_merged_checkpoints_reload_with_their_accuracy(fashion_merge):
+    out, results = fashion_merge
+    net, meta = checkpoint.load_model(out / "pam")
+    assert isinstance(net, GroupedNet) and meta["tasks"] == [[0, 1, 2, 3, 4], [5, 6, 7, 8, 9]]
+    assert net.widths == [dict(w) for w in results["methods"]["pam"]["widths"]]
+
+
+def test_merge_from_saved_single_networks(fashion_merge, tmp_path):
+    out, _ = fashion_merge
+    singles = ",".join(str(out / "singles" / f"task{t}") for t in range(2))
+    code = main(["merge", "--dataset", "fashion-mnist", "--subset", "1200", "--val-size", "300", "--tasks", "0-4,5-9",
+                 "--checkpoints", singles, "--methods", "nomerge", "--max-steps", "0", "--latency-repeats", "1",
+                 "--out", str(tmp_path / "again"), "--quiet"])
+    assert code == 0
+    again = json.loads((tmp_path / "again" / "results.json").read_text())
+    first = json.loads((out / "results.json").read_text())
+    assert again["single_task"]["test_accuracy"] == first["single_task"]["test_accuracy"]
+
+
+def test_checkpoints_of_different_architectures_are_refused(fashion_merge, tmp_path, capsys):
+    out, _ = fashion_merge
+    for name in ("task0.safetensors", "task0.json", "task1.safetensors", "task1.json"):
+        (tmp_path / name).write_bytes((out / "singles" / name).read_bytes())
+    meta = json.loads((tmp_path / "task1.json").read_text())
+    (tmp_path / "task1.json").write_text(json.dumps({**meta, "arch": "vgg11"}))
+    code = main(["merge", "--dataset", "fashion-mnist", "--subset", "1200", "--val-size", "300",
+                 "--checkpoints", f"{tmp_path / 'task0'},{tmp_path / 'task1'}", "--out", str(tmp_path / "x"),
+                 "--quiet"])
+    err = capsys.readouterr().err
+    assert code == 2 and "arch vgg11" in err and len(err.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--tasks", "0-9"], "at least two tasks"),
+    (["--tasks", "0-4,3-9"], "must not overlap"),
+    (["--tasks", "0-4,5-11"], "outside"),
+    (["--arch", "preact20"], "plain feed-forward"),
+    (["--methods", "pam,magic"], "unknown method"),
+    (["--mtz-share", "1.5"], "out of range"),
+    (["--val-size", "5000"], "--val-size"),
+])
+def test_merge_bad_input_gets_one_line_and_exit_2(args, message, tmp_path, capsys):
+    code = main(["merge", "--out", str(tmp_path / "run"), "--quiet", "--epochs", "1", *args])
+    err = capsys.readouterr().err
+    assert code == 2 and message in err and len(err.strip().splitlines()) == 1
+    assert not Path(tmp_path / "run" / "results.json").exists()
