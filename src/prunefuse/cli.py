@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 
-from . import __version__
+from . import __version__, distributed
 from .commands import COMMANDS
 from .errors import UserError
 
@@ -27,6 +28,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.command is None:
         parser.print_help()
         return 2
+    if distributed.init() and not distributed.is_main():
+        sys.stdout = open(os.devnull, "w")  # under torchrun, rank 0 alone reports  # noqa: SIM115
     try:
         result = COMMANDS[args.command][1](args)
     except UserError as e:

@@ -12,8 +12,16 @@ from typing import Any
 
 
 def atomic_write(path: str | os.PathLike, write: Callable[[str], None]) -> None:
-    """Call ``write(tmp_path)`` then rename the temporary file onto ``path``."""
-    path = Path(path)
+    """Call ``write(tmp_path)`` then rename the temporary file onto ``path``. Under torchrun only rank 0
+    writes, and every rank waits until the file is in place, so any rank may read it next."""
+    from .distributed import barrier, is_main
+
+    if is_main():
+        write_file(Path(path), write)
+    barrier()
+
+
+def write_file(path: Path, write: Callable[[str], None]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(fd)
@@ -46,7 +54,11 @@ def read_json(path: str | os.PathLike) -> Any:
 
 
 def append_jsonl(path: str | os.PathLike, record: dict) -> None:
-    """Append one line: a log, so a crash costs at most its last line."""
+    """Append one line: a log, so a crash costs at most its last line. Rank 0's alone under torchrun."""
+    from .distributed import is_main
+
+    if not is_main():
+        return
     with open(path, "a", encoding="utf-8") as f:
         f.write(json.dumps(record, default=_json_default) + "\n")
         f.flush()

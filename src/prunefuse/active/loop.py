@@ -10,7 +10,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from .. import checkpoint, data, models
+from .. import checkpoint, data, distributed, models
 from ..data.batching import Normalizer
 from ..errors import UserError
 from ..flops import count
@@ -176,7 +176,7 @@ class ActiveRun:
                 labeled_feats = predict(model, self.pool.train.images[labeled], self.pool.normalizer,
                                         tc.eval_batch_size, tc.channels_last, tc.amp, with_features=True)[1]
             scored = time.perf_counter()
-            chosen = select(cfg.selection, k, unlabeled, logits, feats, labeled_feats, g)
+            chosen = distributed.on_main(lambda: select(cfg.selection, k, unlabeled, logits, feats, labeled_feats, g))
             timing = {"pool_scoring": scored - start, "selection": time.perf_counter() - scored}
             scored_count = len(unlabeled) + (len(labeled) if labeled_feats is not None else 0)
             scoring_flops = self.selector_flops(model) * scored_count

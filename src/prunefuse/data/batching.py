@@ -52,6 +52,9 @@ class TensorBatches:
     drop_last: bool = False
     channels_last: bool = False
     generator: torch.Generator | None = None
+    rank: int = 0  # data parallelism: yield only this rank's slice of each (global) batch
+    world_size: int = 1
+    global_batch: int = 0  # size of the global batch whose slice was yielded last
 
     def __len__(self) -> int:
         n = len(self.labels)
@@ -69,6 +72,10 @@ class TensorBatches:
                 x = random_crop(x, self.crop_padding, self.generator)
             if self.flip:
                 x = random_flip(x, self.generator)
+            self.global_batch = len(y)
+            if self.world_size > 1:  # augment the whole batch first, so every rank draws the same numbers
+                part = slice(len(y) * self.rank // self.world_size, len(y) * (self.rank + 1) // self.world_size)
+                x, y = x[part], y[part]
             x = self.normalizer(x)
             if self.channels_last:
                 x = x.contiguous(memory_format=torch.channels_last)

@@ -25,6 +25,7 @@ class TrainConfig:
     channels_last: bool = True
     amp: str = "auto"  # auto: bf16 (or fp16) autocast on CUDA, off on the CPU
     compile: bool = False
+    sync_bn: bool = False  # under torchrun on CUDA: batch-norm statistics over the global batch
     eval_batch_size: int = 1024
     device: str = "auto"
     seed: int = 0

@@ -12,10 +12,12 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
+from .. import distributed
 from ..data.batching import Normalizer, TensorBatches
 from ..data.dataset import Dataset
 from ..data.registry import DATASETS
 from ..distill import kd_loss
+from ..errors import UserError
 from ..storage import append_jsonl
 from .config import TrainConfig
 from .objective import CrossEntropy, Objective
@@ -42,7 +44,7 @@ def default_flip(dataset_name: str) -> bool:
 
 
 def progress_enabled(quiet: bool) -> bool:
-    return not quiet and sys.stderr.isatty()
+    return not quiet and sys.stderr.isatty() and distributed.is_main()
 
 
 def prepare_model(model: nn.Module, device: torch.device, channels_last: bool) -> tuple[nn.Module, bool]:
@@ -62,9 +64,12 @@ def predict(model: nn.Module, images: torch.Tensor, normalizer: Normalizer, batc
     was_training = model.training
     model.eval()
     logits, feats = [], []
+    rank, world = distributed.rank(), distributed.world_size()
     batches = TensorBatches(images, torch.zeros(len(images), dtype=torch.long), normalizer, batch_size,
                             channels_last=channels_last)
-    for x, _ in batches:
+    for b, (x, _) in enumerate(batches):
+        if b % world != rank:  # under torchrun, rank r scores batches r, r + N, r + 2N, ...
+            continue
         x = x.to(device, non_blocking=True)
         with autocast(device, dtype):
             if with_features:
@@ -76,7 +81,24 @@ def predict(model: nn.Module, images: torch.Tensor, normalizer: Normalizer, batc
         logits.append(z.float().cpu())
     model.train(was_training)
     out = torch.cat(logits) if logits else torch.zeros(0)
+    if world > 1:
+        out = interleave_batches(out, len(images), batch_size)
+        feats = [interleave_batches(torch.cat(feats), len(images), batch_size)] if with_features else feats
     return (out, torch.cat(feats)) if with_features else out
+
+
+def interleave_batches(local: torch.Tensor, n: int, batch_size: int) -> torch.Tensor:
+    """Gather every rank's batches (rank r holds batches r, r + N, ...) back into the input order, so
+    each batch is scored exactly as one process scores it."""
+    world = distributed.world_size()
+    gathered = distributed.gather_shards(local)
+    sizes = [min(batch_size, n - b * batch_size) for b in range(-(-n // batch_size))]
+    per_rank = [[s for b, s in enumerate(sizes) if b % world == r] for r in range(world)]
+    chunks, start = [], 0
+    for r in range(world):
+        chunks.append(list(torch.split(gathered[start: start + sum(per_rank[r])], per_rank[r])))
+        start += sum(per_rank[r])
+    return torch.cat([chunks[b % world][b // world] for b in range(len(sizes))]) if sizes else gathered
 
 
 def evaluate(model: nn.Module, data: Dataset, normalizer: Normalizer, config: TrainConfig,
@@ -84,6 +106,18 @@ def evaluate(model: nn.Module, data: Dataset, normalizer: Normalizer, config: Tr
     objective = objective or CrossEntropy()
     logits = predict(model, data.images, normalizer, config.eval_batch_size, config.channels_last, config.amp)
     return float(objective.correct(logits, data.labels)) / len(data) if len(data) else 0.0
+
+
+def data_parallel(model: nn.Module, device: torch.device, sync_bn: bool) -> nn.Module:
+    """Wrap in DistributedDataParallel under torchrun (else return the model as it is)."""
+    if distributed.world_size() == 1:
+        return model
+    if sync_bn:
+        if device.type != "cuda":
+            raise UserError("--sync-bn needs CUDA (PyTorch's SyncBatchNorm has no CPU kernel); on the CPU batch "
+                            "norm stays per process")
+        model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
+    return nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
 
 
 def fit(model: nn.Module, train: Dataset, config: TrainConfig, test: Dataset | None = None,
@@ -106,14 +140,17 @@ def fit(model: nn.Module, train: Dataset, config: TrainConfig, test: Dataset | N
         if teacher_channels_last != channels_last:
             channels_last = False
             model, _ = prepare_model(model, device, False)
-    step_model = torch.compile(model) if config.compile else model
+    step_model = data_parallel(model, device, config.sync_bn)
+    step_model = torch.compile(step_model) if config.compile else step_model
     generator = torch.Generator().manual_seed(config.seed)
     image_size = train.images.shape[-1]
     batches = TensorBatches(
         train.images.to(device), train.labels.to(device), normalizer, config.batch_size, shuffle=True,
         crop_padding=config.crop_padding if config.crop_padding is not None else default_crop_padding(image_size),
         flip=config.flip if config.flip is not None else default_flip(train.name),
-        drop_last=len(train) > config.batch_size, channels_last=channels_last, generator=generator)
+        drop_last=len(train) > config.batch_size, channels_last=channels_last, generator=generator,
+        rank=distributed.rank(), world_size=distributed.world_size())
+    world = distributed.world_size()
     optimizer = torch.optim.SGD(model.parameters(), lr=config.lr, momentum=config.momentum,
                                 weight_decay=config.weight_decay, nesterov=config.nesterov)
     scheduler = make_scheduler(config.schedule, optimizer, config.lr, config.epochs * len(batches))
@@ -137,16 +174,22 @@ def fit(model: nn.Module, train: Dataset, config: TrainConfig, test: Dataset | N
                                    config.label_smoothing)
                 else:
                     loss = objective.loss(logits, y)
+                if world > 1:  # DDP averages over ranks: weight each slice by its share of the global batch
+                    loss = loss * (len(y) * world / batches.global_batch)
             optimizer.zero_grad(set_to_none=True)
             scaler.scale(loss).backward()
             scaler.step(optimizer)
             scaler.update()
             scheduler.step()
-            loss_sum += loss.detach() * len(y)
+            loss_sum += loss.detach() * batches.global_batch
             correct += objective.correct(logits.detach(), y)
             seen += len(y)
             bar.update()
         seconds = time.perf_counter() - epoch_start
+        if world > 1:
+            totals = distributed.all_reduce_sum(torch.stack([loss_sum / world, correct.float(),
+                                                             torch.tensor(float(seen), device=device)]))
+            loss_sum, correct, seen = totals[0], totals[1], int(totals[2])
         record = {"epoch": epoch + 1, "lr": optimizer.param_groups[0]["lr"],
                   "train_loss": float(loss_sum) / max(seen, 1), "train_accuracy": float(correct) / max(seen, 1),
                   "samples": seen, "seconds": round(seconds, 3),

@@ -25,7 +25,11 @@ def configure_threads() -> int:
 
 def resolve_device(name: str = "auto") -> torch.device:
     if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        if torch.cuda.is_available():
+            from ..distributed import local_device_index, world_size
+
+            return torch.device("cuda", local_device_index() if world_size() > 1 else torch.cuda.current_device())
+        return torch.device("cpu")
     device = torch.device(name)
     if device.type == "cuda" and not torch.cuda.is_available():
         raise UserError(f"device '{name}' asked for but CUDA is not available; use --device cpu")

@@ -1,0 +1,84 @@
+"""Scale-out under torchrun: 2 CPU processes on gloo against one plain process."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file, save_file
+
+import prunefuse.active.state as state_module
+
+WORKER = Path(__file__).with_name("distributed_worker.py")
+ENV = {**os.environ, "OMP_NUM_THREADS": "1"}
+
+
+def torchrun(*args, env=None, nproc=2):
+    return subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}",
+                           *args], capture_output=True, text=True, env=env or ENV, timeout=600)
+
+
+def plain(*args):
+    return subprocess.run([sys.executable, *args], capture_output=True, text=True, env=ENV, timeout=600)
+
+
+def test_two_process_training_step_matches_one_process_with_the_same_global_batch(tmp_path):
+    two, one = tmp_path / "two.safetensors", tmp_path / "one.safetensors"
+    done = torchrun(str(WORKER), "train", str(two))
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert plain(str(WORKER), "train", str(one)).returncode == 0
+    a, b = load_file(str(two)), load_file(str(one))
+    assert a.keys() == b.keys()
+    for k in a:
+        torch.testing.assert_close(a[k], b[k], rtol=1e-4, atol=1e-5)
+    assert not torch.equal(a["conv1.weight"], load_file(str(one))["conv1.weight"] * 0)  # trained, not empty
+
+
+def test_sharded_scoring_gives_the_same_scores_and_selection(tmp_path):
+    torch.manual_seed(5)
+    from prunefuse import models
+
+    weights = tmp_path / "selector.safetensors"
+    save_file(models.create("lenet5", 10, 1, 8).state_dict(), str(weights))
+    two, one = tmp_path / "two.safetensors", tmp_path / "one.safetensors"
+    done = torchrun(str(WORKER), "score", str(weights), str(two))
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert plain(str(WORKER), "score", str(weights), str(one)).returncode == 0
+    a, b = load_file(str(two)), load_file(str(one))
+    for k in ("logits", "features", "indices_least_confidence", "indices_kcenter", "indices_badge"):
+        assert torch.equal(a[k], b[k]), k
+
+
+AL_ARGS = ["-m", "prunefuse", "run", "--method", "prunefuse", "--pool-size", "300", "--initial", "0.1",
+           "--budgets", "0.2,0.3", "--arch", "lenet5", "--selector-epochs", "2", "--target-epochs", "2", "--quiet"]
+
+
+def test_active_learning_loop_under_torchrun_writes_what_a_plain_run_writes(tmp_path):
+    two = torchrun(*AL_ARGS, "--out", str(tmp_path / "two"))
+    assert two.returncode == 0, two.stderr[-2000:]
+    one = plain(*AL_ARGS, "--out", str(tmp_path / "one"))
+    assert one.returncode == 0, one.stderr[-2000:]
+    files = {p.relative_to(tmp_path / "one") for p in (tmp_path / "one").rglob("*")}
+    assert files == {p.relative_to(tmp_path / "two") for p in (tmp_path / "two").rglob("*")}
+    results = json.loads((tmp_path / "two" / "results.json").read_text())
+    assert [r["labeled"] for r in results["rounds"]] == [60, 90]
+    assert two.stdout.count("results, report.md and plots") == 1  # rank 0 alone reports
+
+
+def test_resume_under_torchrun(tmp_path):
+    out = tmp_path / "run"
+    killed = torchrun(*AL_ARGS, "--out", str(out), env={**ENV, state_module.FAULT_ENV: "r2.select"})
+    assert killed.returncode != 0
+    steps = json.loads((out / "state.json").read_text())["steps"]
+    assert "r2.select" in steps and "r2.target" not in steps
+    done = torchrun("-m", "prunefuse", "run", "--resume", str(out), "--quiet")
+    assert done.returncode == 0, done.stderr[-2000:]
+    reference = torchrun(*AL_ARGS, "--out", str(tmp_path / "reference"))
+    assert reference.returncode == 0
+    resumed = json.loads((out / "results.json").read_text())
+    expected = json.loads((tmp_path / "reference" / "results.json").read_text())
+    assert resumed["final_accuracy"] == pytest.approx(expected["final_accuracy"])
+    assert (out / "labeled.csv").read_text() == (tmp_path / "reference" / "labeled.csv").read_text()
