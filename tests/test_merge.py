@@ -133,6 +133,23 @@ def test_removing_neurons_keeps_counts_consistent_and_spares_other_outputs():
         net.remove(0, "t1", [0])
 
 
+def test_pruning_leaves_its_input_untouched(fashion_subset):
+    from prunefuse.data.batching import Normalizer
+    from prunefuse.merge import prune_to_tolerance
+    from prunefuse.merge.tasks import MultiTaskObjective
+
+    train, test = fashion_subset
+    net = grouped_lenet()
+    before = {k: v.clone() for k, v in net.state_dict().items()}
+    tasks = TaskSet.parse("0-1,2-4,5")  # head sizes 3, 4, 2 as grouped_lenet has
+    pruned, history = prune_to_tolerance(net, train, test, Normalizer(*train.channel_stats()),
+                                         MultiTaskObjective(tasks), {0: 0.0, 1: 0.0, 2: 0.0},
+                                         PruneConfig(finetune_samples=64, max_steps=2, taylor_batches=1),
+                                         TrainConfig(batch_size=32))
+    assert len(history) == 2 and pruned.analytic_macs([0, 1, 2]) < net.analytic_macs([0, 1, 2])
+    assert all(torch.equal(before[k], v) for k, v in net.state_dict().items())
+
+
 def test_merged_checkpoint_round_trip(tmp_path):
     net = grouped_lenet()
     checkpoint.save(tmp_path / "model", net, {"grouped": net.spec()})

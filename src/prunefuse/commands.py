@@ -56,6 +56,7 @@ def add_train_arguments(p: argparse.ArgumentParser, epochs: int = 30) -> None:
     p.add_argument("--no-channels-last", action="store_true")
     p.add_argument("--amp", default="auto", help="auto (bf16/fp16 on CUDA, off on CPU), off, bf16, fp16")
     p.add_argument("--compile", action="store_true", help="torch.compile the model (CUDA)")
+    p.add_argument("--sync-bn", action="store_true", help="under torchrun on CUDA: SyncBatchNorm")
     p.add_argument("--device", default="auto")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--quiet", action="store_true", help="no progress bars")
@@ -66,6 +67,7 @@ def train_config(args) -> TrainConfig:
                        weight_decay=args.weight_decay, nesterov=args.nesterov, schedule=args.schedule,
                        label_smoothing=args.label_smoothing, flip=False if args.no_flip else None,
                        channels_last=not args.no_channels_last, amp=args.amp, compile=args.compile,
+                       sync_bn=args.sync_bn,
                        device=args.device, seed=args.seed)
 
 

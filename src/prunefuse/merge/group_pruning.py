@@ -105,9 +105,11 @@ def prune_to_tolerance(net: GroupedNet, train: Dataset, val: Dataset, normalizer
                        objective: MultiTaskObjective, reference: dict[int, float], config: PruneConfig,
                        train_config: TrainConfig,
                        log: Callable[[dict], None] | None = None) -> tuple[GroupedNet, list[dict]]:
-    """Prune and fine-tune until the next step would break the tolerance on ``val``; returns the last
-    network within it (the input itself if even that is not) and the per-step history."""
+    """Prune and fine-tune a copy until the next step would break the tolerance on ``val``; returns the
+    last network within it (a copy of the input if even that is not) and the per-step history. The
+    input network is left as it was."""
     history: list[dict] = []
+    net = copy.deepcopy(net)
     accepted = copy.deepcopy(net)
     finetune = TrainConfig(**{**train_config.to_dict(), "epochs": 1, "lr": config.finetune_lr, "schedule": "constant",
                               "channels_last": False})
