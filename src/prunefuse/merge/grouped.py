@@ -194,7 +194,8 @@ class GroupedNet(nn.Module):
     def remove(self, layer: int, group: str, drop: list[int]) -> None:
         """Delete neurons ``drop`` of one group, with their incoming and outgoing weights."""
         width = self.widths[layer][group]
-        keep = [i for i in range(width) if i not in set(drop)]
+        dropped = set(drop)
+        keep = [i for i in range(width) if i not in dropped]
         if not keep:
             raise ValueError(f"cannot remove every neuron of layer {layer} group {group}")
         keep_t = torch.tensor(keep)
@@ -212,7 +213,7 @@ class GroupedNet(nn.Module):
             offset = sum(below[s] for s in srcs[: srcs.index(group)]) * per
             fan_in = sum(below[s] for s in srcs) * per
             cols = [c for c in range(fan_in) if not offset <= c < offset + width * per
-                    or (c - offset) // per in set(keep)]
+                    or (c - offset) // per not in dropped]
             slice_in(consumer[0] if isinstance(consumer, nn.Sequential) else consumer, torch.tensor(cols))
         self.widths[layer][group] = len(keep)
 

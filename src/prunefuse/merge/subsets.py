@@ -46,13 +46,15 @@ def subset_table(nets: dict[int, GroupedNet] | GroupedNet, accuracy: dict[int, f
                  batch: int = 64, repeats: int = 20) -> list[dict]:
     """One entry per subset. ``nets`` is a merged network or, for no merging, one network per task."""
     rows = []
+    if not isinstance(nets, GroupedNet):  # each network is measured once; a subset sums its networks
+        alone = {t: (subset_flops(net, [0]), latency_ms(net, [0], batch, repeats)) for t, net in nets.items()}
     for tasks in all_subsets(n):
         if isinstance(nets, GroupedNet):
             flops = subset_flops(nets, tasks)
             latency = latency_ms(nets, tasks, batch, repeats)
         else:
-            flops = sum(subset_flops(nets[t], [0]) for t in tasks)
-            latency = sum(latency_ms(nets[t], [0], batch, repeats) for t in tasks)
+            flops = sum(alone[t][0] for t in tasks)
+            latency = sum(alone[t][1] for t in tasks)
         rows.append({"tasks": tasks, "flops": flops, "macs": flops // 2, "latency_ms": round(latency, 4),
                      "accuracy": {str(t): accuracy[t] for t in tasks}})
     return rows
