@@ -150,6 +150,40 @@ def test_pruning_leaves_its_input_untouched(fashion_subset):
     assert all(torch.equal(before[k], v) for k, v in net.state_dict().items())
 
 
+def test_a_failed_step_is_undone_and_retried_at_half_the_fraction(fashion_subset):
+    from prunefuse.data.batching import Normalizer
+    from prunefuse.merge import prune_to_tolerance
+    from prunefuse.merge.tasks import MultiTaskObjective
+
+    train, test = fashion_subset
+    net = lenet_single(0)  # widths 6, 16, 120, 84: wide enough to be pruned at every fraction below
+    unreachable = {0: 1.01}  # no step can stay within this, so every one fails
+    pruned, history = prune_to_tolerance(net, train, test, Normalizer(*train.channel_stats()),
+                                         MultiTaskObjective(TaskSet.parse("0-1,2-9"), (0,)), unreachable,
+                                         PruneConfig(finetune_samples=64, max_steps=10, taylor_batches=1,
+                                                     recovery_rounds=0, min_step_fraction=0.02),
+                                         TrainConfig(batch_size=32))
+    assert [r["fraction"] for r in history] == [0.09, 0.045, 0.0225]  # then 0.01125 falls below the floor
+    assert not any(r["within_tolerance"] for r in history)
+    # each retry starts again from the last accepted network (the input), so it removes fewer neurons
+    assert history[0]["removed"] > history[1]["removed"] and history[0]["macs"] < history[1]["macs"]
+    assert pruned.widths == net.widths
+
+
+def test_every_group_shrinks_at_the_step_fraction_whatever_its_width():
+    from prunefuse.merge.group_pruning import prune_step
+
+    net, owed = grouped_lenet(), {}
+    key = (2, "shared")
+    removed = [prune_step(net, {key: torch.arange(float(net.widths[2]["shared"]))}, 0.3, owed) for _ in range(3)]
+    assert removed == [2, 2, 1]  # 0.5 + 2.1 -> 2 (0.6 left); 0.6 + 1.5 -> 2 (0.1 left); 0.1 + 0.9 -> 1
+    assert net.widths[2]["shared"] == 2 and owed[key] == pytest.approx(0.0, abs=1e-9)
+    narrow = grouped_lenet()  # a 3-neuron group at 9% loses a neuron on the second step, not the first
+    small, owed = {(0, "shared"): torch.arange(3.0)}, {}
+    assert [prune_step(narrow, small, 0.09, owed) for _ in range(2)] == [0, 1]
+    assert prune_step(narrow, {(0, "t1"): torch.arange(1.0)}, 0.9, owed) == 0  # one neuron is always kept
+
+
 def test_merged_checkpoint_round_trip(tmp_path):
     net = grouped_lenet()
     checkpoint.save(tmp_path / "model", net, {"grouped": net.spec()})
@@ -183,6 +217,16 @@ def test_block_diagonal_inheritance_without_sharing_reproduces_each_network():
     torch.testing.assert_close(merged(x, [1]), b(x))
     # a's shared neuron loses its links from a's exclusive neurons below (they break the wiring)
     assert not torch.allclose(merged(x, [0]), a(x))
+
+
+def test_a_network_whose_neurons_below_were_all_dropped_keeps_its_biases():
+    a, b = lenet_single(0), lenet_single(1, classes=4)
+    groups = [{"shared": [((0, i),) for i in range(w["shared"])], "t0": [], "t1": []} for w in a.widths]
+    groups[2]["t1"] = [((1, 0),), ((1, 1),)]  # b's neurons in the layer below were all dropped
+    merged = assemble([a, b], groups)
+    unit = merged.units[2]["t1"][0]
+    torch.testing.assert_close(unit.bias, b.units[2]["shared"][0].bias[:2])
+    assert not unit.weight.any()
 
 
 # --- MTZ -------------------------------------------------------------------------------------------
@@ -282,6 +326,7 @@ def test_checkpoints_of_different_architectures_are_refused(fashion_merge, tmp_p
     (["--arch", "preact20"], "plain feed-forward"),
     (["--methods", "pam,magic"], "unknown method"),
     (["--mtz-share", "1.5"], "out of range"),
+    (["--min-step-fraction", "0.5"], "minimum step fraction"),
     (["--val-size", "5000"], "--val-size"),
 ])
 def test_merge_bad_input_gets_one_line_and_exit_2(args, message, tmp_path, capsys):

@@ -46,7 +46,9 @@ def add_merge_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--step-fraction", type=float, default=dp.step_fraction, help="share of a group pruned per step")
     g.add_argument("--tolerance", type=float, default=dp.tolerance,
                    help="allowed accuracy drop per task (0.01 = 1 point)")
-    g.add_argument("--max-steps", type=int, default=dp.max_steps)
+    g.add_argument("--min-step-fraction", type=float, default=dp.min_step_fraction,
+                   help="a step that breaks the tolerance is retried at half the fraction; stop below this")
+    g.add_argument("--max-steps", type=int, default=dp.max_steps, help="pruning attempts, failed ones included")
     g.add_argument("--finetune-samples", type=int, help="images of fine-tuning per step: 12800 (2000 on digits)")
     g.add_argument("--val-size", type=int,
                    help="held-out training images for the tolerance check: 5000 (300 on digits)")
@@ -70,7 +72,8 @@ def merge_config(args) -> MergeConfig:
     single = TrainConfig(epochs=pick("epochs"), batch_size=pick("batch_size"), lr=args.lr, schedule=args.schedule,
                          device=args.device, seed=args.seed)
     prune = PruneConfig(importance=args.importance, step_fraction=args.step_fraction, tolerance=args.tolerance,
-                        max_steps=args.max_steps, finetune_samples=pick("finetune_samples"))
+                        min_step_fraction=args.min_step_fraction, max_steps=args.max_steps,
+                        finetune_samples=pick("finetune_samples"))
     return MergeConfig(data=DataSpec(args.dataset, args.data_dir, args.download, args.subset, args.seed),
                        tasks=args.tasks, arch=args.arch, width=args.width, methods=methods, single=single,
                        merge_epochs=args.merge_epochs, calibration=args.calibration, alpha_conv=args.alpha_conv,

@@ -30,10 +30,11 @@ def inherit_rows(target: nn.Module, sources: list[nn.Module], rows: list[Origin]
         if inputs is None:
             weight[out_pos] = source.weight[out_idx]
         else:
-            in_pos = [c for c, o in enumerate(inputs) if k in dict(o)]
+            in_pos = [c for c, o in enumerate(inputs) if k in dict(o)]  # empty: k's neurons below were dropped
             in_idx = [dict(inputs[c])[k] for c in in_pos]
             block = source.weight[out_idx][:, expand(in_idx, per)]
-            weight[torch.tensor(out_pos)[:, None], torch.tensor(expand(in_pos, per))[None, :]] = block
+            columns = torch.tensor(expand(in_pos, per), dtype=torch.long)
+            weight[torch.tensor(out_pos)[:, None], columns[None, :]] = block
         if target.bias is not None:
             target.bias[out_pos] = source.bias[out_idx]
     target.weight.copy_(weight)

@@ -1,7 +1,10 @@
 """The one pruner every merging method is judged with: per group, iteratively remove the least
-important ~9% of neurons, fine-tune, and stop before any task falls more than a tolerance below
-its single-task network. Importance is Taylor (|∂L/∂gate| of a gate on the neuron's output,
-averaged over batches; Molchanov et al. 2019) or the magnitude of the neuron's incoming weights."""
+important ~9% of neurons, fine-tune, and keep the step only if every task stays within a tolerance
+of its single-task network. A step that breaks it is undone and retried at half the fraction, so one
+unlucky step does not end pruning while other layers still have slack; pruning stops once the
+fraction falls below a floor.
+Importance is Taylor (|∂L/∂gate| of a gate on the neuron's output, averaged over batches; Molchanov
+et al. 2019) or the magnitude of the neuron's incoming weights."""
 
 from __future__ import annotations
 
@@ -30,7 +33,8 @@ class PruneConfig:
     tolerance: float = 0.01  # allowed drop of any task's accuracy below its single-task network
     finetune_samples: int = 12_800  # training images seen between two pruning steps
     finetune_lr: float = 0.01
-    max_steps: int = 30
+    min_step_fraction: float = 0.02  # a failed step halves the fraction; below this floor pruning stops
+    max_steps: int = 30  # pruning attempts, failed ones included
     recovery_rounds: int = 2  # extra fine-tuning rounds a step gets to regain the tolerance before pruning stops
     taylor_batches: int = 10
 
@@ -39,6 +43,9 @@ class PruneConfig:
             raise UserError(f"unknown importance '{self.importance}'; choose one of: {', '.join(IMPORTANCES)}")
         if not 0 < self.step_fraction < 1:
             raise UserError(f"step fraction {self.step_fraction} is out of range; use a value in (0, 1)")
+        if not 0 < self.min_step_fraction <= self.step_fraction:
+            raise UserError(f"minimum step fraction {self.min_step_fraction} is out of range; use a value in "
+                            f"(0, {self.step_fraction}], the step fraction")
         if not 0 <= self.tolerance < 1:
             raise UserError(f"tolerance {self.tolerance} is out of range; use an accuracy drop in [0, 1), e.g. 0.01")
 
@@ -80,12 +87,23 @@ def importance(net: GroupedNet, train: Dataset, normalizer: Normalizer, objectiv
     return scores
 
 
-def prune_step(net: GroupedNet, scores: dict[tuple[int, str], torch.Tensor], fraction: float) -> int:
-    """Remove the lowest-scored ceil(fraction·width) neurons of every group, keeping one per group."""
+Owed = dict[tuple[int, str], float]  # per group, the fraction of a neuron it still owes the pruner
+
+
+def prune_step(net: GroupedNet, scores: dict[tuple[int, str], torch.Tensor], fraction: float, owed: Owed) -> int:
+    """Remove fraction·width of every group's lowest-scored neurons, keeping one per group. Only whole
+    neurons go; each group's remainder carries over in ``owed`` (updated in place), so a 3-neuron
+    group loses one neuron every few steps, not a third of itself at once, nor never. Every group then
+    shrinks at the same rate whatever its width, which keeps the pruner fair to merges made of many
+    narrow groups (MTZ's) and of one wide group (PAM's)."""
     removed = 0
     for (layer, group), score in scores.items():
         width = len(score)
-        count = min(width - 1, math.ceil(fraction * width))
+        if width <= 1:
+            continue
+        due = owed.get((layer, group), 0.5) + fraction * width  # starting at 0.5 rounds the first step
+        count = min(width - 1, math.floor(due))
+        owed[(layer, group)] = due - count
         if count > 0:
             net.remove(layer, group, torch.argsort(score)[:count].tolist())
             removed += count
@@ -105,19 +123,20 @@ def prune_to_tolerance(net: GroupedNet, train: Dataset, val: Dataset, normalizer
                        objective: MultiTaskObjective, reference: dict[int, float], config: PruneConfig,
                        train_config: TrainConfig,
                        log: Callable[[dict], None] | None = None) -> tuple[GroupedNet, list[dict]]:
-    """Prune and fine-tune a copy until the next step would break the tolerance on ``val``; returns the
-    last network within it (a copy of the input if even that is not) and the per-step history. The
-    input network is left as it was."""
+    """Prune and fine-tune a copy, keeping each step that stays within the tolerance on ``val`` and
+    backing off after one that does not; returns the last network within it (a copy of the input if
+    no step was) and the per-step history. The input network is left as it was."""
     history: list[dict] = []
     net = copy.deepcopy(net)
     accepted = copy.deepcopy(net)
     finetune = TrainConfig(**{**train_config.to_dict(), "epochs": 1, "lr": config.finetune_lr, "schedule": "constant",
                               "channels_last": False})
+    fraction, owed, accepted_owed = config.step_fraction, {}, {}
     for step in range(1, config.max_steps + 1):
         seed = train_config.seed * 1000 + step
         scores = importance(net, train, normalizer, objective, config, train_config.batch_size, seed)
-        removed = prune_step(net, scores, config.step_fraction)
-        if removed == 0:
+        removed = prune_step(net, scores, fraction, owed)
+        if removed == 0:  # every group is down to one neuron or owes less than one
             break
         for attempt in range(config.recovery_rounds + 1):
             round_seed = seed * 10 + attempt
@@ -128,13 +147,17 @@ def prune_to_tolerance(net: GroupedNet, train: Dataset, val: Dataset, normalizer
             accuracy = task_accuracy(net, val, normalizer, objective, train_config)
             if within(accuracy, reference, config.tolerance):
                 break
-        record = {"step": step, "removed": removed, "finetune_rounds": attempt + 1,
+        record = {"step": step, "fraction": round(fraction, 4), "removed": removed, "finetune_rounds": attempt + 1,
                   "macs": net.analytic_macs(list(range(net.num_tasks))),
                   "val_accuracy": accuracy, "within_tolerance": within(accuracy, reference, config.tolerance)}
         history.append(record)
         if log:
             log(record)
-        if not record["within_tolerance"]:
+        if record["within_tolerance"]:
+            accepted, accepted_owed = copy.deepcopy(net), dict(owed)
+            continue
+        fraction /= 2
+        if fraction < config.min_step_fraction:
             break
-        accepted = copy.deepcopy(net)
+        net, owed = copy.deepcopy(accepted), dict(accepted_owed)
     return accepted, history

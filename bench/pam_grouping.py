@@ -1,0 +1,58 @@
+"""How PAM's MI thresholds set the share of neurons each task owns, before any pruning: for each
+(alpha_conv, alpha_fc) pair, the group widths per layer and the dense merged network's FLOPs for one
+task against all tasks, next to one single-task network.
+
+    python bench/pam_grouping.py --checkpoints runs/X/singles/task0,runs/X/singles/task1 --tasks 0-4,5-9
+
+The checkpoints are the single-task networks of an earlier ``prunefuse merge`` run, with the same
+``--dataset``, ``--subset`` and ``--tasks`` so that the calibration images match that run's."""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+
+from common import header, table
+from prunefuse.experiment import DataSpec
+from prunefuse.merge import MergeConfig, assemble
+from prunefuse.merge.grouped import SHARED
+from prunefuse.merge.pam import pam_groups
+from prunefuse.merge.pipeline import MergeRun
+from prunefuse.merge.tasks import TaskSet
+
+ALPHAS = [(0.01, 0.05), (0.1, 0.3), (0.3, 1.0), (1.0, 1.5)]
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--checkpoints", required=True)
+    p.add_argument("--tasks", default="0-4,5-9")
+    p.add_argument("--dataset", default="fashion-mnist")
+    p.add_argument("--subset", type=int)
+    args = p.parse_args()
+    config = MergeConfig(data=DataSpec(args.dataset, subset=args.subset), tasks=args.tasks,
+                         checkpoints=args.checkpoints.split(","))
+    run = MergeRun(config, tempfile.mkdtemp(), quiet=True)
+    run.load_data()
+    run.tasks = TaskSet.parse(config.tasks, run.train.num_classes)
+    singles = run.single_networks()
+    x, labels = run.calibration()
+    n = len(singles)
+    single = singles[0].analytic_macs([0])
+    header(f"PAM grouping against the MI thresholds: {n} tasks, {config.arch}")
+    rows = []
+    for conv, fc in ALPHAS:
+        groups = pam_groups(singles, x, labels, {"conv": conv, "linear": fc})
+        net = assemble(singles, groups)
+        widths = " / ".join(f"{len(g[SHARED])}+" + "+".join(str(len(v)) for k, v in g.items() if k != SHARED)
+                            for g in groups)
+        one = sum(net.analytic_macs([t]) for t in range(n)) / n
+        every = net.analytic_macs(list(range(n)))
+        rows.append({"alpha conv / fc": f"{conv} / {fc}", "widths per layer (shared+exclusive)": widths,
+                     "one task / single net": f"{one / single:.2f}", "all tasks / single net": f"{every / single:.2f}",
+                     "one task / all tasks": f"{one / every:.2f}"})
+    table(rows)
+
+
+if __name__ == "__main__":
+    main()
