@@ -16,6 +16,7 @@ from prunefuse.merge.mtz import greedy_matching, pair_cost, zip_layer
 from prunefuse.merge.mutual_info import irrelevant_neurons, mutual_information, pairwise_sq_dists
 from prunefuse.merge.pam import pam_groups
 from prunefuse.merge.pipeline import run_merge
+from prunefuse.merge.report import merge_tables
 from prunefuse.merge.subsets import all_subsets, subset_flops
 from prunefuse.train import TrainConfig
 
@@ -253,6 +254,16 @@ def test_mtz_zipping_identical_networks_fully_is_function_preserving():
     merged = mtz_merge([single, single], x, share=1.0).eval()
     assert all(w["t0"] == 0 and w["shared"] == single.widths[i]["shared"] for i, w in enumerate(merged.widths))
     torch.testing.assert_close(merged(x), torch.cat([single(x)] * 2, 1), atol=1e-4, rtol=1e-4)
+
+
+def test_the_report_names_methods_that_missed_the_tolerance():
+    subsets = [{"tasks": [0], "flops": 2e6, "latency_ms": 1.0}]
+    results = {"tasks": [[0, 1]], "single_task": {"test_accuracy": {0: 0.9}},
+               "methods": {"pam": {"subsets": subsets, "test_accuracy": {0: 0.9}, "within_tolerance": True},
+                           "shared": {"subsets": subsets, "test_accuracy": {0: 0.7}, "within_tolerance": False}}}
+    text = merge_tables(results)
+    assert "| pam | 90.00 | yes |" in text and "| shared | 70.00 | no |" in text
+    assert "shared: below the tolerance" in text and "pam:" not in text
 
 
 # --- end to end ------------------------------------------------------------------------------------

@@ -7,6 +7,7 @@ per rank, so N processes take the same steps, on the same samples, as one proces
 
 from __future__ import annotations
 
+import atexit
 import os
 from collections.abc import Callable
 from typing import TypeVar
@@ -31,7 +32,16 @@ def init() -> bool:
         if cuda:
             torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
         dist.init_process_group("nccl" if cuda else "gloo")
+        atexit.register(shutdown)
     return True
+
+
+def shutdown() -> None:
+    """Leave the process group before the interpreter exits: a gloo group left to die with the process
+    can abort it ("terminate called without an active exception") after its work is done. No barrier:
+    a rank that exits on an error must not wait for ranks still at work."""
+    if dist.is_initialized():
+        dist.destroy_process_group()
 
 
 def active() -> bool:

@@ -23,12 +23,19 @@ def merge_tables(results: dict) -> str:
         ms = " | ".join(f"{methods[m]['subsets'][i]['latency_ms']:.2f}" for m in names)
         lines.append(f"| {subset_label(s['tasks'])} | {flops} | {ms} |")
     n = len(results["tasks"])
-    acc = ["", "| method | " + " | ".join(f"T{t} acc" for t in range(n)) + " |", "|" + "---|" * (1 + n)]
+    acc = ["", "| method | " + " | ".join(f"T{t} acc" for t in range(n)) + " | within tolerance |",
+           "|" + "---|" * (2 + n)]
     single = results["single_task"]["test_accuracy"]
-    acc.append("| single-task | " + " | ".join(f"{100 * single[t]:.2f}" for t in range(n)) + " |")
+    acc.append("| single-task | " + " | ".join(f"{100 * single[t]:.2f}" for t in range(n)) + " | |")
     for m in names:
         a = methods[m]["test_accuracy"]
-        acc.append(f"| {m} | " + " | ".join(f"{100 * a[t]:.2f}" for t in range(n)) + " |")
+        acc.append(f"| {m} | " + " | ".join(f"{100 * a[t]:.2f}" for t in range(n))
+                   + f" | {'yes' if methods[m]['within_tolerance'] else 'no'} |")
+    missed = [m for m in names if not methods[m]["within_tolerance"]]
+    if missed:
+        acc += ["", f"{', '.join(missed)}: below the tolerance on the validation split even before pruning, so "
+                "left unpruned; their FLOPs are not comparable. Train longer (--epochs, --merge-epochs) or "
+                "raise --tolerance."]
     ratios = [f"- {k}: {v['all_tasks']:.2f}x on all tasks, {v['mean_over_subsets']:.2f}x averaged over subsets"
               for k, v in results.get("ratios", {}).items()]
     return "\n".join(lines + acc + ([""] + ratios if ratios else [])) + "\n"
