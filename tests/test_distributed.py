@@ -13,7 +13,7 @@ from safetensors.torch import load_file, save_file
 import prunefuse.active.state as state_module
 
 WORKER = Path(__file__).with_name("distributed_worker.py")
-ENV = {**os.environ, "OMP_NUM_THREADS": "1"}
+ENV = {**os.environ, "OMP_NUM_THREADS": "1", "CUDA_VISIBLE_DEVICES": ""}  # gloo on the CPU, on a GPU machine too
 
 
 def torchrun(*args, env=None, nproc=2):
@@ -86,3 +86,15 @@ def test_resume_under_torchrun(tmp_path):
     expected = json.loads((tmp_path / "reference" / "results.json").read_text())
     assert resumed["final_accuracy"] == pytest.approx(expected["final_accuracy"])
     assert (out / "labeled.csv").read_text() == (tmp_path / "reference" / "labeled.csv").read_text()
+
+
+def test_more_processes_than_gpus_is_refused_with_the_fix(monkeypatch):
+    from prunefuse import distributed
+    from prunefuse.errors import UserError
+
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.setenv("LOCAL_RANK", "1")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    with pytest.raises(UserError, match=r"local rank 1 has no GPU.*--nproc_per_node"):
+        distributed.init()

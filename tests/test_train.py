@@ -153,6 +153,6 @@ def test_pruned_network_with_narrow_strided_shortcut_trains_safely():
     pruned, _ = prune(dense, 0.7, torch.zeros(1, 1, 8, 8))
     assert channels_last_hazard(pruned) == "layer2.0.shortcut"
     train = data.load("digits", "train").subset(torch.arange(256))
-    result = fit(pruned, train, TrainConfig(epochs=2, batch_size=128), quiet=True)
+    result = fit(pruned, train, TrainConfig(epochs=2, batch_size=128, device="cpu"), quiet=True)  # a CPU hazard
     assert result.samples == 512
     assert pruned.layer1[0].conv1.weight.is_contiguous()  # trained in the default (NCHW) format

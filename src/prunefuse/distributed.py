@@ -15,6 +15,8 @@ from typing import TypeVar
 import torch
 import torch.distributed as dist
 
+from .errors import UserError
+
 T = TypeVar("T")
 
 
@@ -30,7 +32,12 @@ def init() -> bool:
     if not dist.is_initialized():
         cuda = torch.cuda.is_available()
         if cuda:
-            torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
+            local, gpus = local_device_index(), torch.cuda.device_count()
+            if local >= gpus:
+                raise UserError(f"local rank {local} has no GPU of its own: this node shows {gpus}; start at most "
+                                f"{gpus} processes per node (--nproc_per_node), or hide the GPUs "
+                                "(CUDA_VISIBLE_DEVICES=) to run every process on the CPU")
+            torch.cuda.set_device(local)
         dist.init_process_group("nccl" if cuda else "gloo")
         atexit.register(shutdown)
     return True
