@@ -220,6 +220,23 @@ def test_block_diagonal_inheritance_without_sharing_reproduces_each_network():
     assert not torch.allclose(merged(x, [0]), a(x))
 
 
+def test_vgg_networks_with_batch_norm_merge_block_diagonally():
+    torch.manual_seed(0)
+    a, b = (from_classifier(models.create("vgg11", k, 1, 28, 0.125).eval(), "vgg11", LENET_SHAPE).eval()
+            for k in (3, 4))
+    for net in (a, b):  # batch-norm statistics that are not the defaults, so inheriting them matters
+        for m in net.modules():
+            if isinstance(m, torch.nn.BatchNorm2d):
+                m.running_mean.uniform_(-0.5, 0.5)
+                m.running_var.uniform_(0.5, 2.0)
+    groups = [{"shared": [((0, 0),)], "t0": [((0, i),) for i in range(1, wa["shared"])],
+               "t1": [((1, i),) for i in range(wb["shared"])]} for wa, wb in zip(a.widths, b.widths, strict=True)]
+    merged = assemble([a, b], groups).eval()
+    x = torch.randn(3, *LENET_SHAPE)
+    torch.testing.assert_close(merged(x, [1]), b(x))
+    assert subset_flops(merged, [0, 1]) > subset_flops(merged, [1]) > 0  # counter == analytic sum
+
+
 def test_a_network_whose_neurons_below_were_all_dropped_keeps_its_biases():
     a, b = lenet_single(0), lenet_single(1, classes=4)
     groups = [{"shared": [((0, i),) for i in range(w["shared"])], "t0": [], "t1": []} for w in a.widths]
