@@ -18,7 +18,6 @@ from prunefuse.merge import MergeConfig, assemble
 from prunefuse.merge.grouped import SHARED
 from prunefuse.merge.pam import pam_groups
 from prunefuse.merge.pipeline import MergeRun
-from prunefuse.merge.tasks import TaskSet
 
 ALPHAS = [(0.01, 0.05), (0.1, 0.3), (0.3, 1.0), (1.0, 1.5)]
 
@@ -34,7 +33,6 @@ def main() -> None:
                          checkpoints=args.checkpoints.split(","))
     run = MergeRun(config, tempfile.mkdtemp(), quiet=True)
     run.load_data()
-    run.tasks = TaskSet.parse(config.tasks, run.train.num_classes)
     singles = run.single_networks()
     x, labels = run.calibration()
     n = len(singles)

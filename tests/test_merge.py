@@ -208,10 +208,15 @@ def test_merging_two_identical_networks_shares_everything():
     torch.testing.assert_close(merged(x), torch.cat([out, out], 1), atol=2e-3, rtol=1e-3)
 
 
+def one_shared_neuron_groups(a: GroupedNet, b: GroupedNet) -> list[dict]:
+    """Per layer: a's first neuron shared, a's others exclusive to task 0, all of b's to task 1."""
+    return [{"shared": [((0, 0),)], "t0": [((0, i),) for i in range(1, wa["shared"])],
+             "t1": [((1, i),) for i in range(wb["shared"])]} for wa, wb in zip(a.widths, b.widths, strict=True)]
+
+
 def test_block_diagonal_inheritance_without_sharing_reproduces_each_network():
     a, b = lenet_single(0), lenet_single(1, classes=4)
-    groups = [{"shared": [((0, 0),)], "t0": [((0, i),) for i in range(1, wa["shared"])],
-               "t1": [((1, i),) for i in range(wb["shared"])]} for wa, wb in zip(a.widths, b.widths, strict=True)]
+    groups = one_shared_neuron_groups(a, b)
     merged = assemble([a, b], groups).eval()
     x = torch.randn(3, *LENET_SHAPE)
     # b's neurons are all exclusive: they read a's shared neuron through links that start at zero
@@ -229,8 +234,7 @@ def test_vgg_networks_with_batch_norm_merge_block_diagonally():
             if isinstance(m, torch.nn.BatchNorm2d):
                 m.running_mean.uniform_(-0.5, 0.5)
                 m.running_var.uniform_(0.5, 2.0)
-    groups = [{"shared": [((0, 0),)], "t0": [((0, i),) for i in range(1, wa["shared"])],
-               "t1": [((1, i),) for i in range(wb["shared"])]} for wa, wb in zip(a.widths, b.widths, strict=True)]
+    groups = one_shared_neuron_groups(a, b)
     merged = assemble([a, b], groups).eval()
     x = torch.randn(3, *LENET_SHAPE)
     torch.testing.assert_close(merged(x, [1]), b(x))

@@ -78,6 +78,7 @@ class MergeRun:
             print(" ".join(f"{k}={v}" for k, v in record.items() if k != "val_accuracy"), flush=True)
 
     def load_data(self) -> None:
+        """The splits, the normaliser and the parsed tasks that every later stage reads."""
         train, self.test = self.config.data.load()
         if not 0 < self.config.val_size < len(train):
             raise UserError(f"--val-size {self.config.val_size} must lie between 0 and the {len(train)} "
@@ -87,6 +88,7 @@ class MergeRun:
         self.train = train.subset(order[self.config.val_size:].sort().values)
         self.normalizer = Normalizer(*self.train.channel_stats())
         self.input_shape = self.train.input_shape
+        self.tasks = TaskSet.parse(self.config.tasks, self.train.num_classes)
 
     def task_dataset(self, data: Dataset, t: int) -> Dataset:
         names = [data.classes[c] for c in self.tasks.classes[t]] + ["other"]
@@ -198,7 +200,6 @@ class MergeRun:
         config = self.config
         self.metrics.unlink(missing_ok=True)
         self.load_data()
-        self.tasks = TaskSet.parse(config.tasks, self.train.num_classes)
         write_config(self.out, {"command": "merge", **config.to_dict()})
         singles = self.single_networks()
         n = len(self.tasks)
