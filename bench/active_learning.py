@@ -1,49 +1,122 @@
-"""PruneFuse against its baselines on Fashion-MNIST with a protocol sized for a 2-core CPU.
+"""PruneFuse against its baselines on Fashion-MNIST, protocol v2: out of the cold start, paired seeds.
 
-Runs (or resumes) ``prunefuse compare`` and prints the accuracy table (mean ± std over seeds), the
-selection cost ratios, and the target's per-epoch test accuracy with and without fusion.
+Every method sees, per seed, the same 10,000-image pool drawn from the training split, the same
+500 random initial labels and the full 10,000-image test split. Budgets 1,000 / 1,500 / 2,000 / 2,500;
+the target is trained and evaluated at each. Selector and target train for 30 epochs or at least 500
+SGD steps (batch 64), so the first selector is not a handful of steps. Ablations that differ from
+prunefuse@0.5 in the target phase alone reuse its selection on each seed.
 
-    python bench/active_learning.py --out runs/bench-al [--seeds 0,1,2]
+    python bench/active_learning.py run --seeds 0,2,4 --out runs/v2     # one process per core, one thread each
+    python bench/active_learning.py table --seeds 0,1,2,3,4 --out runs/v2
+    python bench/active_learning.py kd-sweep --seeds 0,1,2 --out runs/v2
+    python bench/active_learning.py methods --methods prunefuse@0.5-init,prunefuse@0.5-zero --seeds 0 --out runs/v2
+
+``table`` prints the accuracy table (mean ± std), paired differences against random and dense AL with
+95% intervals, phase costs, and the fused target's epochs to reach the scratch target's accuracy.
 """
 
 from __future__ import annotations
 
 import argparse
+import itertools
 import statistics
+from dataclasses import replace
+from pathlib import Path
 
-from prunefuse.active import ActiveConfig, compare
+from prunefuse.active import ActiveConfig, compare, run_active
+from prunefuse.active.stats import epochs_to_reach, mean_interval
 from prunefuse.train import TrainConfig, configure_threads
 
 METHODS = ["random", "al", "svp", "prunefuse@0.5", "prunefuse@0.7", "prunefuse@0.5-nofusion", "prunefuse@0.5-nokd"]
-PROTOCOL = dict(dataset="fashion-mnist", pool_size=2000, test_size=1000, arch="preact20", initial=0.02,
-                budgets=[0.1, 0.2, 0.3], eval_at=[0.1, 0.2, 0.3], selector_epochs=8, target_epochs=12,
-                train=TrainConfig(batch_size=32, schedule="onecycle").to_dict())
+BUDGETS = [1000, 1500, 2000, 2500]
+PROTOCOL = dict(dataset="fashion-mnist", pool_size=10_000, arch="preact20", initial=500, budgets=BUDGETS,
+                eval_at=BUDGETS, selector_epochs=30, selector_steps=500, target_epochs=30, target_steps=500,
+                curve_every=1, curve_size=2000, kd=True,
+                train=TrainConfig(batch_size=64, lr=0.1, schedule="onecycle").to_dict())
+KD_ALPHAS = (0.0, 0.1, 0.3, 0.5, 0.9)
+KD_TEMPERATURES = (1.0, 2.0, 4.0)
+
+
+def base_config() -> ActiveConfig:
+    return ActiveConfig(**PROTOCOL)
+
+
+def run_methods(methods: list[str], seeds: list[int], out: Path) -> None:
+    """Seed by seed, so each finished seed is a complete paired set."""
+    for seed in seeds:
+        compare(methods, [seed], base_config(), out, quiet=True)
+
+
+def kd_sweep(seeds: list[int], out: Path, budget: int) -> None:
+    """The target phase alone, at one budget, on prunefuse@0.5's saved selection and selectors."""
+    base = replace(base_config(), method="prunefuse", prune_ratio=0.5, eval_at=[budget], curve_every=0)
+    rows = []
+    for alpha, temperature in itertools.product(KD_ALPHAS, KD_TEMPERATURES):
+        accs = []
+        for seed in seeds:
+            cfg = replace(base, seed=seed, train={**base.train, "kd_alpha": alpha, "kd_temperature": temperature})
+            r = run_active(cfg, out / "kd-sweep" / f"a{alpha:g}-T{temperature:g}" / f"seed{seed}", quiet=True,
+                           selection_from=out / "prunefuse@0.5" / f"seed{seed}")
+            accs.append(r["final_accuracy"])
+        rows.append((alpha, temperature, accs))
+    no_kd = [run_active(replace(base, seed=s, kd=False), out / "kd-sweep" / "nokd" / f"seed{s}", quiet=True,
+                        selection_from=out / "prunefuse@0.5" / f"seed{s}")["final_accuracy"] for s in seeds]
+    print(f"\nKD sweep at {budget} labels, seeds {seeds}: target accuracy (%), and paired difference to no KD\n")
+    print("| α | T | accuracy | Δ vs no KD [95% interval] |\n|---|---|---|---|")
+    print(f"| (no KD) | | {100 * statistics.mean(no_kd):.2f} | |")
+    for alpha, temperature, accs in rows:
+        diff = mean_interval([a - b for a, b in zip(accs, no_kd, strict=True)])
+        print(f"| {alpha:g} | {temperature:g} | {100 * statistics.mean(accs):.2f} | {diff.text()} |")
+
+
+def fig4(results: list[dict], fused: str, scratch: str) -> None:
+    """Epochs and seconds the fused target needs to reach the scratch target's final accuracy at the
+    final budget, on the same labels and the same curve images (paper, Fig. 4)."""
+    by = {(r["label"], r["seed"]): r for r in results}
+    rows = []
+    for (label, seed), r in sorted(by.items()):
+        if label != fused or (scratch, seed) not in by:
+            continue
+        mine = next(x["target_curve"] for x in reversed(r["rounds"]) if x.get("target_curve"))
+        theirs = next(x["target_curve"] for x in reversed(by[(scratch, seed)]["rounds"]) if x.get("target_curve"))
+        goal = theirs[-1]["accuracy"]
+        hit = epochs_to_reach(mine, goal)
+        rows.append((seed, goal, theirs[-1]["epoch"], theirs[-1]["train_seconds"], hit))
+    if not rows:
+        return
+    print(f"\n{fused} against {scratch} at the final budget: first epoch at or above the scratch target's final "
+          "curve accuracy\n")
+    print("| seed | scratch final (%) | scratch epochs | scratch s | fused epochs | fused s |\n|---|---|---|---|---|---|")
+    for seed, goal, epochs, seconds, hit in rows:
+        print(f"| {seed} | {100 * goal:.2f} | {epochs} | {seconds:.0f} | {hit['epoch'] if hit else 'never'} | "
+              f"{hit['train_seconds'] if hit else float('nan'):.0f} |")
+    reached = [h for *_, h in rows if h]
+    if reached:
+        print(f"\nmean fused / scratch epochs: {statistics.mean(h['epoch'] for h in reached):.1f} / "
+              f"{statistics.mean(r[2] for r in rows):.1f} ({len(reached)} of {len(rows)} seeds reached it)")
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--out", default="runs/bench-al")
-    parser.add_argument("--seeds", default="0,1,2")
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("action", choices=("run", "table", "kd-sweep", "methods"))
+    parser.add_argument("--out", default="runs/v2", type=Path)
+    parser.add_argument("--seeds", default="0,1,2,3,4")
     parser.add_argument("--methods", default=",".join(METHODS))
+    parser.add_argument("--budget", type=int, default=BUDGETS[-1], help="kd-sweep: the budget it trains at")
     args = parser.parse_args()
     configure_threads()
     seeds = [int(s) for s in args.seeds.split(",")]
     methods = args.methods.split(",")
-    print(f"protocol: {PROTOCOL}\nseeds: {seeds}\n")
-    results, table = compare(methods, seeds, ActiveConfig(**PROTOCOL), args.out, quiet=True)
-    print(table)
-    by_label = {}
-    for r in results:
-        by_label.setdefault(r["label"], []).append(r)
-    curves = {label: [r["target_curve"] for res in runs for r in res["rounds"] if r.get("target_curve")]
-              for label, runs in by_label.items()}
-    labels = [label for label in ("prunefuse@0.5", "prunefuse@0.5-nokd", "prunefuse@0.5-nofusion", "al", "random")
-              if curves.get(label)]
-    print("\ntarget test accuracy (%) per epoch at the final budget, mean over seeds\n")
-    print("| epoch | " + " | ".join(labels) + " |\n|---|" + "---|" * len(labels))
-    for e in range(min(len(c) for label in labels for c in curves[label])):
-        print(f"| {e + 1} | " + " | ".join(f"{100 * statistics.mean(c[e] for c in curves[label]):.2f}"
-                                          for label in labels) + " |")
+    print(f"protocol v2: {PROTOCOL}\nseeds: {seeds}\n", flush=True)
+    if args.action in ("run", "methods"):
+        run_methods(methods, seeds, args.out)
+    elif args.action == "kd-sweep":
+        kd_sweep(seeds, args.out, args.budget)
+    else:
+        results, text = compare(methods, seeds, base_config(), args.out, quiet=True)
+        print(text)
+        fig4(results, "prunefuse@0.5-nokd", "prunefuse@0.5-nofusion")
+        fig4(results, "prunefuse@0.5", "prunefuse@0.5-nofusion")
 
 
 if __name__ == "__main__":

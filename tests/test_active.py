@@ -16,7 +16,7 @@ from prunefuse.train import TrainConfig
 
 def tiny(dataset="fashion-mnist", **kw):
     base = dict(dataset=dataset, pool_size=160, test_size=100, arch="preact8", initial=0.1, budgets=[0.2, 0.3],
-                selector_epochs=1, target_epochs=2, prune_steps=1,
+                selector_epochs=1, target_epochs=2, selector_steps=0, target_steps=0, prune_steps=1, curve_every=1,
                 train=TrainConfig(batch_size=32, schedule="onecycle").to_dict())
     base.update(kw)
     return ActiveConfig(**base)
@@ -127,7 +127,9 @@ def test_kill_9_then_cli_resume(tmp_path):
 def test_compare_table_has_every_method_with_mean_and_std(tmp_path):
     results, table = compare(["random", "prunefuse@0.7-nokd"], [0, 1], tiny("digits"), tmp_path, quiet=True)
     assert len(results) == 4
-    assert "| random | 2 |" in table and "| prunefuse@0.7-nokd | 2 |" in table and "±" in table
+    assert "| random | random labels | 2 |" in table and "±" in table
+    assert "| prunefuse@0.7-nokd | selector preact8 pruned p=0.7, fusion reinit/all, no KD | 2 |" in table
+    assert "Paired difference against random" in table and "| prunefuse@0.7-nokd | 2 |" in table
     assert (tmp_path / "random" / "seed1" / "results.json").is_file()
     again, _ = compare(["random"], [0], tiny("digits"), tmp_path, quiet=True)  # finished runs are reused
     assert again[0]["final_accuracy"] == results[0]["final_accuracy"]
@@ -155,7 +157,7 @@ def test_fusion_gives_the_target_the_selector_weights(tmp_path):
     epochs would equal the selector's; after training they are at least strongly correlated."""
     cfg = tiny("digits", method="prunefuse", kd=False, target_epochs=1)
     run_active(cfg, tmp_path, quiet=True)
-    from prunefuse.checkpoint import load_model
+    from prunefuse.io.checkpoint import load_model
     selector, meta = load_model(tmp_path / "checkpoints" / "selector_v2")
     assert "fit_selector_v2" in json.loads((tmp_path / "state.json").read_text())["steps"]
     target, _ = load_model(tmp_path / "checkpoints" / "target_b48")

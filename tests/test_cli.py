@@ -36,7 +36,7 @@ def test_train_writes_a_complete_run_directory(tmp_path, capsys):
 
 
 def test_prune_command_writes_a_loadable_pruned_checkpoint(tmp_path, capsys):
-    from prunefuse.checkpoint import load_model
+    from prunefuse.io.checkpoint import load_model
 
     assert main(["prune", "--arch", "preact8", "--ratio", "0.5", "--out", str(tmp_path)]) == 0
     model, meta = load_model(tmp_path / "pruned")

@@ -3,8 +3,8 @@ import math
 import pytest
 import torch
 
-from prunefuse.distill import kd_loss
 from prunefuse.errors import UserError
+from prunefuse.train import kd_loss
 
 
 def test_kd_loss_matches_closed_form():

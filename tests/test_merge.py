@@ -6,10 +6,11 @@ import pytest
 import torch
 
 from conftest import FASHION_DIR
-from prunefuse import checkpoint, models
+from prunefuse import models
 from prunefuse.cli import main
 from prunefuse.errors import UserError
 from prunefuse.experiment import DataSpec
+from prunefuse.io import checkpoint
 from prunefuse.merge import GroupedNet, MergeConfig, PruneConfig, TaskSet, assemble, from_classifier, mtz_merge
 from prunefuse.merge.grouped import Plan, plan_of
 from prunefuse.merge.mtz import greedy_matching, pair_cost, zip_layer

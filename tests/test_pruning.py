@@ -5,8 +5,7 @@ from torch import nn
 
 from prunefuse import models
 from prunefuse.errors import UserError
-from prunefuse.fusion import fuse
-from prunefuse.pruning import ChannelMap, materialize, prune
+from prunefuse.pruning import ChannelMap, fuse, materialize, prune
 from prunefuse.pruning.channel_map import dense_shape, mapped_layers
 
 SIZE = 16

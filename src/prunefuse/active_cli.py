@@ -9,7 +9,8 @@ from .train import TrainConfig
 
 # Small labeled sets need small batches to get enough SGD steps; digits is the embedded demo.
 DIGITS_PRESET = {"budgets": [0.1, 0.2, 0.3], "selector_epochs": 20, "target_epochs": 30, "batch_size": 32}
-TRAIN_FIELDS = ("batch_size", "lr", "momentum", "weight_decay", "schedule", "label_smoothing", "amp", "device")
+TRAIN_FIELDS = ("batch_size", "lr", "momentum", "weight_decay", "schedule", "label_smoothing", "amp", "device",
+                "kd_alpha", "kd_temperature")
 
 
 def floats(text: str) -> list[float]:
@@ -30,13 +31,18 @@ def add_active_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--prune-ratio", type=float, help=f"fraction of channels removed (default {d.prune_ratio})")
     p.add_argument("--importance", help="l2 (default), l1, random, bn_scale")
     p.add_argument("--prune-steps", type=int, help=f"iterative pruning steps (default {d.prune_steps})")
+    p.add_argument("--round-to", type=int, help="keep a multiple of this many channels in every pruned layer")
     p.add_argument("--selection", help="least_confidence (default), margin, entropy, kcenter, badge, random")
     p.add_argument("--initial", type=float, help="initial random set: fraction (<1) or count (default 0.02)")
     p.add_argument("--budgets", type=floats, help="cumulative budgets, fractions or counts (default "
                    "0.1,0.2,0.3,0.4,0.5; 0.1,0.2,0.3 on digits)")
     p.add_argument("--eval-at", type=floats, help="budgets at which the target is trained (default: the last)")
-    p.add_argument("--selector-epochs", type=int)
-    p.add_argument("--target-epochs", type=int)
+    p.add_argument("--selector-epochs", type=int, help=f"default {d.selector_epochs}")
+    p.add_argument("--selector-steps", type=int, help=f"at least this many optimizer steps per selector fit "
+                   f"(default {d.selector_steps}; 0: epochs alone)")
+    p.add_argument("--target-epochs", type=int, help=f"default {d.target_epochs}")
+    p.add_argument("--target-steps", type=int, help=f"at least this many optimizer steps per target fit "
+                   f"(default {d.target_steps})")
     p.add_argument("--svp-arch", help="SVP proxy architecture (default: a shallower one of the same family)")
     p.add_argument("--svp-epochs", type=int)
     p.add_argument("--t-sync", type=int, help="refresh the selector every T rounds (default 0: fixed)")
@@ -44,7 +50,11 @@ def add_active_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-fusion", action="store_true", help="train the target from scratch on the selection")
     p.add_argument("--fill", help="positions fusion does not cover: reinit (default), init, zero")
     p.add_argument("--fusion-scope", help="all (default) or conv (the authors' variant)")
+    p.add_argument("--kd-alpha", type=float, help="weight of the cross-entropy in the KD loss, in [0, 1]")
+    p.add_argument("--kd-temperature", type=float, help="KD softmax temperature, > 0")
     p.add_argument("--warm-start", action="store_true", help="continue the selector from the last round")
+    p.add_argument("--curve-every", type=int, help="evaluate the final target every N epochs (default 0: off)")
+    p.add_argument("--curve-size", type=int, help="test images the per-epoch curve uses (default: all)")
     t = TrainConfig()
     p.add_argument("--batch-size", type=int, help=f"default {t.batch_size} (32 on digits)")
     p.add_argument("--lr", type=float)

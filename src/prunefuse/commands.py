@@ -7,10 +7,11 @@ from pathlib import Path
 
 import torch
 
-from . import checkpoint, data, models
+from . import data, models
 from .errors import UserError
 from .experiment import DataSpec, train_model
 from .flops import count, count_arch
+from .io import checkpoint
 from .train import TrainConfig
 
 
@@ -137,8 +138,8 @@ def prune_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def prune_command(args):
+    from .io.rundir import seed_everything, write_config
     from .pruning import ChannelMap, check_ratio, prune, save_pruned
-    from .rundir import seed_everything, write_config
 
     check_ratio(args.ratio)
     if args.importance == "taylor":
@@ -180,8 +181,8 @@ def run_arguments(p: argparse.ArgumentParser) -> None:
 
 def run_command(args):
     from .active import compare, resume, run_active
+    from .active.report import accuracy_table, rounds_table
     from .active_cli import active_config
-    from .report import accuracy_table, rounds_table
 
     if args.resume:
         result = resume(args.resume, args.quiet)

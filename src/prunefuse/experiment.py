@@ -8,12 +8,13 @@ from pathlib import Path
 
 import torch
 
-from . import checkpoint, data, models
+from . import data, models
 from .data.batching import Normalizer
 from .errors import UserError
 from .flops import count
-from .rundir import seed_everything, write_config
-from .storage import write_json
+from .io import checkpoint
+from .io.rundir import seed_everything, write_config
+from .io.storage import write_json
 from .train import TrainConfig, fit
 
 

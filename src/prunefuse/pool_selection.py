@@ -16,10 +16,10 @@ from .data.batching import Normalizer
 from .data.dataset import Dataset
 from .data.images import list_images, read_images
 from .errors import UserError
+from .io.rundir import seed_everything
+from .io.storage import write_text
 from .pruning import prune
-from .rundir import seed_everything
 from .selection import select
-from .storage import write_text
 from .train import TrainConfig, fit, predict
 
 

@@ -6,45 +6,73 @@ from dataclasses import replace
 from pathlib import Path
 
 from ..errors import UserError
-from ..report import write_comparison_report
-from ..storage import read_json, write_json
+from ..io.storage import write_json
+from ..pruning.fusion import FILLS, SCOPES
+from ..validation import check_number
 from .config import METHODS, ActiveConfig
 from .loop import run_active
+from .report import write_comparison_report
+
+SUFFIXES = ("nofusion", "nokd", "kd", *FILLS, *SCOPES)
 
 
 def parse_method(text: str, base: ActiveConfig) -> ActiveConfig:
-    """``prunefuse``, ``prunefuse@0.7``, ``prunefuse-nofusion``, ``prunefuse@0.5-nokd``, ``al``, ``svp``..."""
+    """``prunefuse``, ``prunefuse@0.7``, ``prunefuse@0.5-nokd``, ``al``, ``svp``... on top of ``base``.
+
+    Suffixes of ``prunefuse``: ``-nofusion`` trains the target from scratch (and without KD unless
+    ``-kd`` is added too), ``-kd`` / ``-nokd`` switch distillation, ``-reinit`` / ``-init`` / ``-zero``
+    pick the fill and ``-conv`` / ``-all`` the fusion scope."""
     name, *flags = text.strip().split("-")
     method, _, ratio = name.partition("@")
     if method not in METHODS:
         raise UserError(f"unknown method '{text}'; use {', '.join(METHODS)}, optionally prunefuse@RATIO and "
-                        "-nofusion / -nokd")
+                        f"the suffixes -{', -'.join(SUFFIXES)}")
     cfg = replace(base, method=method)
     if ratio:
+        if method != "prunefuse":
+            raise UserError(f"'{text}': only prunefuse takes a ratio after @")
         try:
-            cfg = replace(cfg, prune_ratio=float(ratio))
+            value = float(ratio)
         except ValueError:
             raise UserError(f"'{text}': the ratio after @ must be a number, e.g. prunefuse@0.7") from None
+        check_number(f"the ratio of '{text}'", value, 0, 1, closed="neither")
+        cfg = replace(cfg, prune_ratio=value)
+    unknown = [f for f in flags if f not in SUFFIXES]
+    if unknown or (flags and method != "prunefuse"):
+        raise UserError(f"'{text}': only prunefuse takes suffixes, and they are -{', -'.join(SUFFIXES)}")
+    if "nofusion" in flags:
+        cfg = replace(cfg, fusion=False, kd="kd" in flags)
+    elif "kd" in flags or "nokd" in flags:
+        cfg = replace(cfg, kd="kd" in flags)
     for flag in flags:
-        if flag not in ("nofusion", "nokd") or method != "prunefuse":
-            raise UserError(f"'{text}': only prunefuse takes the suffixes -nofusion and -nokd")
-        cfg = replace(cfg, fusion=cfg.fusion and flag != "nofusion", kd=cfg.kd and flag != "nokd")
+        if flag in FILLS:
+            cfg = replace(cfg, fill=flag)
+        elif flag in SCOPES:
+            cfg = replace(cfg, fusion_scope=flag)
     return cfg
 
 
 def compare(methods: list[str], seeds: list[int], base: ActiveConfig, out: str | Path,
             quiet: bool = False) -> tuple[list[dict], str]:
     """Run every method on every seed under ``out/<method>/seed<k>``; finished runs are reused and
-    interrupted ones resumed, so re-running the same command continues where it stopped."""
+    interrupted ones resumed, so re-running the same command continues where it stopped. A method that
+    differs from an earlier one only in its target phase (``-nokd``, ``-nofusion``, a fill) reuses that
+    method's selection on each seed, so the two differ in nothing else."""
     out = Path(out)
     if not methods or not seeds:
         raise UserError("give at least one method and one seed")
+    for what, values in (("method", methods), ("seed", seeds)):
+        repeated = sorted({v for v in values if values.count(v) > 1}, key=str)
+        if repeated:
+            raise UserError(f"{what} {', '.join(map(str, repeated))} is given twice; list each {what} once")
     configs = [(m, parse_method(m, base)) for m in methods]
     results = []
-    for label, cfg in configs:
+    for i, (label, cfg) in enumerate(configs):
         for seed in seeds:
-            run_dir = out / label / f"seed{seed}"
-            done = run_dir / "results.json"
-            results.append(read_json(done) if done.is_file() else run_active(replace(cfg, seed=seed), run_dir, quiet))
+            cfg_seed = replace(cfg, seed=seed)
+            source = next((out / earlier / f"seed{seed}" for earlier, other in configs[:i]
+                           if replace(other, seed=seed).selection_settings() == cfg_seed.selection_settings()
+                           and (out / earlier / f"seed{seed}" / "state.json").is_file()), None)
+            results.append(run_active(cfg_seed, out / label / f"seed{seed}", quiet, selection_from=source))
     write_json(out / "results.json", {"methods": methods, "seeds": seeds, "runs": results})
     return results, write_comparison_report(out, results)

@@ -9,14 +9,15 @@ from pathlib import Path
 
 import torch
 
-from .. import checkpoint, models
+from .. import models
 from ..data.batching import Normalizer
 from ..data.dataset import Dataset
 from ..errors import UserError
 from ..experiment import DataSpec
+from ..io import checkpoint
+from ..io.rundir import seed_everything, write_config
+from ..io.storage import append_jsonl, write_json
 from ..models.base import init_weights
-from ..rundir import seed_everything, write_config
-from ..storage import append_jsonl, write_json
 from ..train import TrainConfig, fit
 from .assemble import assemble
 from .group_pruning import PruneConfig, prune_to_tolerance, task_accuracy, within

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..report import plot
-from ..storage import write_text
+from ..io.figures import plot
+from ..io.storage import write_text
 
 
 def subset_label(tasks: list[int]) -> str:

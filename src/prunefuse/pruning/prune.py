@@ -13,6 +13,7 @@ from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
 from ..errors import UserError
+from ..validation import check_number
 from .channel_map import ChannelMap, mapped_layers
 
 IMPORTANCES = ("l2", "l1", "random", "bn_scale", "taylor")
@@ -35,8 +36,17 @@ def make_importance(name: str, model: nn.Module):
 
 
 def check_ratio(ratio: float) -> None:
-    if not 0.0 < ratio < 1.0:
-        raise UserError(f"prune ratio {ratio} is out of range; give the fraction of channels to remove, in (0, 1)")
+    check_number("prune ratio (the fraction of channels to remove)", ratio, 0, 1, closed="neither")
+
+
+class RoundingPruner(tp.pruner.BasePruner):
+    """Torch-Pruning's pruner with ``round_to`` rounding the kept channels to the *nearest* multiple
+    (at least one multiple), where Torch-Pruning rounds them down and can empty a narrow layer."""
+
+    def _round_to(self, n_pruned: int, current_channels: int, round_to: int) -> int:
+        target = current_channels - n_pruned
+        kept = max(round_to, round_to * int(target / round_to + 0.5))
+        return max(current_channels - kept, 0)
 
 
 def classifier_of(model: nn.Module) -> nn.Module:
@@ -51,15 +61,18 @@ def classifier_of(model: nn.Module) -> nn.Module:
 
 def prune(model: nn.Module, ratio: float, example_input: torch.Tensor, importance: str = "l2", steps: int = 1,
           global_pruning: bool = False, batch: tuple[torch.Tensor, torch.Tensor] | None = None,
-          channel_map: ChannelMap | None = None, arch: str | None = None) -> tuple[nn.Module, ChannelMap]:
+          channel_map: ChannelMap | None = None, arch: str | None = None,
+          round_to: int | None = None) -> tuple[nn.Module, ChannelMap]:
     """Remove the fraction ``ratio`` of channels (the same in every layer unless ``global_pruning``).
 
-    ``batch`` (inputs, labels) is needed for ``taylor`` importance. Pass the ``channel_map`` of an
-    already pruned ``model`` to get a map that refers to the original dense network. The input model
-    is left untouched."""
+    ``batch`` (inputs, labels) is needed for ``taylor`` importance. ``round_to`` keeps a multiple of
+    that many channels in every pruned layer (the nearest one, at least one), widths vector units like.
+    Pass the ``channel_map`` of an already pruned ``model`` to get a map that refers to the original
+    dense network. The input model is left untouched."""
     check_ratio(ratio)
-    if steps < 1:
-        raise UserError(f"steps must be at least 1, got {steps}")
+    check_number("steps", steps, 1, integer=True)
+    if round_to is not None:
+        check_number("round_to", round_to, 1, integer=True)
     if importance == "taylor" and batch is None:
         raise UserError("taylor importance is data-dependent: pass batch=(inputs, labels)")
     model = copy.deepcopy(model)
@@ -71,9 +84,9 @@ def prune(model: nn.Module, ratio: float, example_input: torch.Tensor, importanc
     names = {m: n for n, m in layers.items()}
     kept = ChannelMap.identity(model, arch)
     try:
-        pruner = tp.pruner.MetaPruner(model, example_input, importance=make_importance(importance, model),
-                                      pruning_ratio=ratio, iterative_steps=steps, global_pruning=global_pruning,
-                                      ignored_layers=[classifier_of(model)])
+        pruner = RoundingPruner(model, example_input, importance=make_importance(importance, model),
+                                pruning_ratio=ratio, iterative_steps=steps, global_pruning=global_pruning,
+                                ignored_layers=[classifier_of(model)], round_to=round_to)
     except UserError:
         raise
     except Exception as e:
@@ -122,7 +135,7 @@ def check_runs(model: nn.Module, example_input: torch.Tensor) -> None:
 
 
 def pruned_costs(arch: str, input_shape: Sequence[int], num_classes: int, width: float,
-                 ratios: Sequence[float]) -> list[dict]:
+                 ratios: Sequence[float], round_to: int | None = None, steps: int = 1) -> list[dict]:
     """FLOPs, MACs and params of ``arch`` pruned at each ratio, beside the dense network."""
     from .. import models
     from ..flops import count
@@ -132,7 +145,7 @@ def pruned_costs(arch: str, input_shape: Sequence[int], num_classes: int, width:
     base = count(dense, input_shape)
     out = []
     for r in ratios:
-        pruned, _ = prune(dense, r, torch.zeros(1, *input_shape), arch=arch)
+        pruned, _ = prune(dense, r, torch.zeros(1, *input_shape), steps=steps, arch=arch, round_to=round_to)
         cost = count(pruned, input_shape)
         out.append({"ratio": r, "flops": cost["flops"], "macs": cost["macs"], "params": cost["params"],
                     "flops_ratio": base["flops"] / max(cost["flops"], 1)})
@@ -143,8 +156,8 @@ def save_pruned(stem, model: nn.Module, channel_map: ChannelMap, spec: dict, **m
     """A pruned checkpoint: weights, metadata with the map inside, and the map alone beside them."""
     from pathlib import Path
 
-    from .. import checkpoint
-    from ..storage import write_text
+    from ..io import checkpoint
+    from ..io.storage import write_text
 
     checkpoint.save(stem, model, {**spec, "channel_map": channel_map.to_dict(), **metadata})
     write_text(Path(str(stem) + ".map.json"), channel_map.to_json() + "\n")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, fields
 
-from ..errors import UserError
+from ..validation import check_choice, check_number, check_seed
 
 SCHEDULES = ("piecewise", "onecycle", "cosine", "constant")
 AMP_MODES = ("auto", "off", "bf16", "fp16")
@@ -13,6 +13,7 @@ AMP_MODES = ("auto", "off", "bf16", "fp16")
 @dataclass
 class TrainConfig:
     epochs: int = 30
+    min_steps: int = 0  # train at least this many optimizer steps: small sets get more epochs
     batch_size: int = 128
     lr: float = 0.1
     momentum: float = 0.9
@@ -33,18 +34,21 @@ class TrainConfig:
     kd_temperature: float = 4.0
 
     def __post_init__(self) -> None:
-        if self.epochs < 1:
-            raise UserError(f"epochs must be at least 1, got {self.epochs}")
-        if self.batch_size < 1 or self.eval_batch_size < 1:
-            raise UserError("batch sizes must be at least 1")
-        if self.lr <= 0:
-            raise UserError(f"learning rate must be positive, got {self.lr}")
-        if self.schedule not in SCHEDULES:
-            raise UserError(f"unknown schedule '{self.schedule}'; choose one of: {', '.join(SCHEDULES)}")
-        if self.amp not in AMP_MODES:
-            raise UserError(f"unknown amp mode '{self.amp}'; choose one of: {', '.join(AMP_MODES)}")
-        if not 0.0 <= self.label_smoothing < 1.0:
-            raise UserError(f"label smoothing {self.label_smoothing} is out of range; use [0, 1)")
+        check_number("epochs", self.epochs, 1, integer=True)
+        check_number("min_steps", self.min_steps, 0, integer=True)
+        check_number("batch_size", self.batch_size, 1, integer=True)
+        check_number("eval_batch_size", self.eval_batch_size, 1, integer=True)
+        check_number("lr", self.lr, 0, closed="neither")
+        check_number("momentum", self.momentum, 0, 1, closed="left")
+        check_number("weight_decay", self.weight_decay, 0)
+        check_number("label_smoothing", self.label_smoothing, 0, 1, closed="left")
+        if self.crop_padding is not None:
+            check_number("crop_padding", self.crop_padding, 0, integer=True)
+        check_choice("schedule", self.schedule, SCHEDULES)
+        check_choice("amp", self.amp, AMP_MODES)
+        check_seed("seed", self.seed)
+        check_number("kd_alpha", self.kd_alpha, 0, 1)
+        check_number("kd_temperature", self.kd_temperature, 0, closed="neither")
 
     def to_dict(self) -> dict:
         return asdict(self)

@@ -16,10 +16,10 @@ from .. import distributed
 from ..data.batching import Normalizer, TensorBatches
 from ..data.dataset import Dataset
 from ..data.registry import DATASETS
-from ..distill import kd_loss
 from ..errors import UserError
-from ..storage import append_jsonl
+from ..io.storage import append_jsonl
 from .config import TrainConfig
+from .distill import kd_loss
 from .objective import CrossEntropy, Objective
 from .runtime import autocast, autocast_dtype, configure_threads, resolve_device, use_channels_last
 from .schedule import make_scheduler
@@ -28,9 +28,12 @@ from .schedule import make_scheduler
 @dataclass
 class TrainResult:
     history: list[dict] = field(default_factory=list)
-    seconds: float = 0.0
+    seconds: float = 0.0  # training alone; evaluation has its own line
+    eval_seconds: float = 0.0  # the per-epoch test evaluations
     images_per_second: float = 0.0
     samples: int = 0  # training samples processed, over all epochs
+    epochs: int = 0
+    steps: int = 0  # optimizer steps
     test_accuracy: float | None = None
 
 
@@ -123,23 +126,25 @@ def data_parallel(model: nn.Module, device: torch.device, sync_bn: bool) -> nn.M
 def fit(model: nn.Module, train: Dataset, config: TrainConfig, test: Dataset | None = None,
         normalizer: Normalizer | None = None, teacher: nn.Module | None = None,
         metrics_path: str | Path | None = None, quiet: bool = False, desc: str = "train",
-        on_epoch: Callable[[dict], None] | None = None, objective: Objective | None = None) -> TrainResult:
+        on_epoch: Callable[[dict], None] | None = None, objective: Objective | None = None,
+        eval_every: int = 1) -> TrainResult:
     """Train ``model`` in place with SGD on an in-memory split; optionally distil from ``teacher``.
     ``objective`` replaces the cross-entropy (multitask networks pass their summed task losses).
 
-    Per-epoch metrics go to ``metrics_path`` (JSON lines) and to ``on_epoch``."""
+    Trains ``config.epochs`` epochs, or more where ``config.min_steps`` asks for more optimizer steps.
+    ``test`` is evaluated every ``eval_every`` epochs and after the last. Per-epoch metrics go to
+    ``metrics_path`` (JSON lines) and to ``on_epoch``."""
     configure_threads()
     objective = objective or CrossEntropy(config.label_smoothing)
     device = resolve_device(config.device)
     dtype = autocast_dtype(config.amp, device)
     normalizer = normalizer or Normalizer(*train.channel_stats())
     model, channels_last = prepare_model(model, device, config.channels_last)
-    if teacher is not None:
-        teacher, teacher_channels_last = prepare_model(teacher, device, channels_last)
+    teacher_format = None
+    if teacher is not None:  # the teacher picks its own memory format; the student's never changes for it
+        teacher, teacher_channels_last = prepare_model(teacher, device, config.channels_last)
         teacher.eval()
-        if teacher_channels_last != channels_last:
-            channels_last = False
-            model, _ = prepare_model(model, device, False)
+        teacher_format = torch.channels_last if teacher_channels_last else torch.contiguous_format
     step_model = data_parallel(model, device, config.sync_bn)
     step_model = torch.compile(step_model) if config.compile else step_model
     generator = torch.Generator().manual_seed(config.seed)
@@ -153,13 +158,14 @@ def fit(model: nn.Module, train: Dataset, config: TrainConfig, test: Dataset | N
     world = distributed.world_size()
     optimizer = torch.optim.SGD(model.parameters(), lr=config.lr, momentum=config.momentum,
                                 weight_decay=config.weight_decay, nesterov=config.nesterov)
-    scheduler = make_scheduler(config.schedule, optimizer, config.lr, config.epochs * len(batches))
+    epochs = max(config.epochs, -(-config.min_steps // len(batches)))
+    scheduler = make_scheduler(config.schedule, optimizer, epochs * len(batches))
     scaler = torch.amp.GradScaler(device.type, enabled=dtype == torch.float16)
-    result = TrainResult()
-    bar = tqdm(total=config.epochs * len(batches), desc=desc, disable=not progress_enabled(quiet), leave=False)
+    result = TrainResult(epochs=epochs, steps=epochs * len(batches))
+    bar = tqdm(total=epochs * len(batches), desc=desc, disable=not progress_enabled(quiet), leave=False)
     start = time.perf_counter()
     model.train()
-    for epoch in range(config.epochs):
+    for epoch in range(epochs):
         epoch_start = time.perf_counter()
         loss_sum = torch.zeros((), device=device)
         correct = torch.zeros((), device=device)
@@ -169,7 +175,7 @@ def fit(model: nn.Module, train: Dataset, config: TrainConfig, test: Dataset | N
                 logits = step_model(x)
                 if teacher is not None:
                     with torch.no_grad():
-                        teacher_logits = teacher(x)
+                        teacher_logits = teacher(x.contiguous(memory_format=teacher_format))
                     loss = kd_loss(logits, teacher_logits, y, config.kd_alpha, config.kd_temperature,
                                    config.label_smoothing)
                 else:
@@ -194,9 +200,12 @@ def fit(model: nn.Module, train: Dataset, config: TrainConfig, test: Dataset | N
                   "train_loss": float(loss_sum) / max(seen, 1), "train_accuracy": float(correct) / max(seen, 1),
                   "samples": seen, "seconds": round(seconds, 3),
                   "images_per_second": round(seen / max(seconds, 1e-9), 1)}
-        if test is not None:
+        if test is not None and ((epoch + 1) % eval_every == 0 or epoch + 1 == epochs):
+            eval_start = time.perf_counter()
             record["test_accuracy"] = evaluate(model, test, normalizer, config, objective)
             result.test_accuracy = record["test_accuracy"]
+            record["eval_seconds"] = round(time.perf_counter() - eval_start, 3)
+            result.eval_seconds += record["eval_seconds"]
         bar.set_postfix(loss=f"{record['train_loss']:.3f}", acc=f"{record.get('test_accuracy', 0):.4f}")
         result.history.append(record)
         if metrics_path is not None:
@@ -204,7 +213,7 @@ def fit(model: nn.Module, train: Dataset, config: TrainConfig, test: Dataset | N
         if on_epoch is not None:
             on_epoch(record)
     bar.close()
-    result.seconds = time.perf_counter() - start
+    result.seconds = time.perf_counter() - start - result.eval_seconds
     result.samples = sum(h["samples"] for h in result.history)
     result.images_per_second = result.samples / max(result.seconds, 1e-9)
     model.eval()

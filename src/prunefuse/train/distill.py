@@ -5,16 +5,14 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from .errors import UserError
+from ..validation import check_number
 
 
 def kd_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor, targets: torch.Tensor,
             alpha: float = 0.5, temperature: float = 4.0, label_smoothing: float = 0.0) -> torch.Tensor:
     """``alpha * CE(y, z_s) + (1 - alpha) * T^2 * KL(softmax(z_t / T) || softmax(z_s / T))``."""
-    if not 0.0 <= alpha <= 1.0:
-        raise UserError(f"KD alpha {alpha} is out of range; use a weight in [0, 1]")
-    if temperature <= 0:
-        raise UserError(f"KD temperature {temperature} must be positive")
+    check_number("kd_alpha", alpha, 0, 1)
+    check_number("kd_temperature", temperature, 0, closed="neither")
     ce = F.cross_entropy(student_logits, targets, label_smoothing=label_smoothing)
     if alpha == 1.0:
         return ce

@@ -14,7 +14,7 @@ from typing import Any
 def atomic_write(path: str | os.PathLike, write: Callable[[str], None]) -> None:
     """Call ``write(tmp_path)`` then rename the temporary file onto ``path``. Under torchrun only rank 0
     writes, and every rank waits until the file is in place, so any rank may read it next."""
-    from .distributed import barrier, is_main
+    from ..distributed import barrier, is_main
 
     if is_main():
         write_file(Path(path), write)
@@ -55,7 +55,7 @@ def read_json(path: str | os.PathLike) -> Any:
 
 def append_jsonl(path: str | os.PathLike, record: dict) -> None:
     """Append one line: a log, so a crash costs at most its last line. Rank 0's alone under torchrun."""
-    from .distributed import is_main
+    from ..distributed import is_main
 
     if not is_main():
         return

@@ -11,7 +11,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from .errors import UserError
+from ..errors import UserError
 from .storage import atomic_write, read_json, write_json
 
 FORMAT_VERSION = 1
@@ -87,14 +87,14 @@ def load_into(model: nn.Module, state: dict[str, torch.Tensor], source: str = "c
 def load_model(stem: str | os.PathLike) -> tuple[nn.Module, dict]:
     """Rebuild the model a checkpoint describes (pruned ones through their channel map, merged ones
     from their group widths)."""
-    from . import models
-    from .pruning.channel_map import ChannelMap
-    from .pruning.materialize import materialize
+    from .. import models
+    from ..pruning.channel_map import ChannelMap
+    from ..pruning.materialize import materialize
 
     stem = stem_of(stem)
     state, meta = read(stem)
     if "grouped" in meta:  # a merged (or single-task) network from ``prunefuse merge``
-        from .merge.grouped import GroupedNet
+        from ..merge.grouped import GroupedNet
 
         model = GroupedNet.from_spec(meta["grouped"])
         load_into(model, state, str(paths(stem)[0]))

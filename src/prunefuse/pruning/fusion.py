@@ -8,8 +8,8 @@ import copy
 import torch
 from torch import nn
 
-from .errors import UserError
-from .pruning.channel_map import ChannelMap, mapped_layers
+from ..errors import UserError
+from .channel_map import ChannelMap, mapped_layers
 
 FILLS = ("reinit", "init", "zero")
 SCOPES = ("all", "conv")
