@@ -86,7 +86,8 @@ def fig4(results: list[dict], fused: str, scratch: str) -> None:
         return
     print(f"\n{fused} against {scratch} at the final budget: first epoch at or above the scratch target's final "
           "curve accuracy\n")
-    print("| seed | scratch final (%) | scratch epochs | scratch s | fused epochs | fused s |\n|---|---|---|---|---|---|")
+    print("| seed | scratch final (%) | scratch epochs | scratch s | fused epochs | fused s |\n"
+          "|---|---|---|---|---|---|")
     for seed, goal, epochs, seconds, hit in rows:
         print(f"| {seed} | {100 * goal:.2f} | {epochs} | {seconds:.0f} | {hit['epoch'] if hit else 'never'} | "
               f"{hit['train_seconds'] if hit else float('nan'):.0f} |")

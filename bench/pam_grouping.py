@@ -13,7 +13,7 @@ import argparse
 import tempfile
 
 from common import header, table
-from prunefuse.experiment import DataSpec
+from prunefuse.data import DataSpec
 from prunefuse.merge import MergeConfig, assemble
 from prunefuse.merge.grouped import SHARED
 from prunefuse.merge.pam import pam_groups

@@ -59,7 +59,8 @@ def test_loop_runs_every_method_and_flag(needs_fashion, tmp_path, overrides):
               "accuracy_vs_selection_flops.png", "target_curve.png", "checkpoints/init.safetensors"):
         assert (tmp_path / f).is_file(), f
     config = json.loads((tmp_path / "config.json").read_text())
-    assert config["active"]["seed"] == 0 and "torch" in config["environment"]
+    assert config["command"] == "run" and config["config"]["seed"] == 0 and config["config"]["method"] == cfg.method
+    assert "torch" in config["environment"] and config["environment"]["threads"] >= 1 and config["fingerprint"]
 
 
 def test_fusion_at_every_budget_reuses_the_next_rounds_selector(tmp_path):
@@ -111,6 +112,7 @@ def test_kill_9_then_cli_resume(tmp_path):
     out = tmp_path / "run"
     cmd = [sys.executable, "-m", "prunefuse", "run", "--method", "al", "--pool-size", "160", "--initial", "0.1",
            "--budgets", "0.2,0.3", "--arch", "preact8", "--selector-epochs", "1", "--target-epochs", "1",
+           "--selector-steps", "0", "--target-steps", "0",
            "--out", str(out), "--quiet"]
     env = {**os.environ, state_module.FAULT_ENV: "r2.select", "OMP_NUM_THREADS": "1"}
     killed = subprocess.run(cmd, env=env, capture_output=True, text=True)

@@ -32,7 +32,7 @@ def test_train_writes_a_complete_run_directory(tmp_path, capsys):
     assert results["train_samples"] == 400 and 0 <= results["test_accuracy"] <= 1
     for f in ("config.json", "metrics.jsonl", "model.safetensors", "model.json"):
         assert (out / f).is_file()
-    assert json.loads((out / "config.json").read_text())["train"]["epochs"] == 2
+    assert json.loads((out / "config.json").read_text())["config"]["train"]["epochs"] == 2
 
 
 def test_prune_command_writes_a_loadable_pruned_checkpoint(tmp_path, capsys):

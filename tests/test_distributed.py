@@ -57,7 +57,8 @@ def test_sharded_scoring_gives_the_same_scores_and_selection(tmp_path):
 
 
 AL_ARGS = ["-m", "prunefuse", "run", "--method", "prunefuse", "--pool-size", "300", "--initial", "0.1",
-           "--budgets", "0.2,0.3", "--arch", "lenet5", "--selector-epochs", "2", "--target-epochs", "2", "--quiet"]
+           "--budgets", "0.2,0.3", "--arch", "lenet5", "--selector-epochs", "2", "--target-epochs", "2",
+           "--selector-steps", "0", "--target-steps", "0", "--quiet"]
 
 
 def test_active_learning_loop_under_torchrun_writes_what_a_plain_run_writes(tmp_path):

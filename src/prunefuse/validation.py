@@ -32,17 +32,51 @@ def check_number(name: str, value, low: float | None = None, high: float | None 
         raise UserError(f"{name} {value} is out of range; use {kind}{interval_text(low, high, closed)}")
 
 
+def number_text(x: float) -> str:
+    return str(int(x)) if float(x).is_integer() else f"{x:g}"
+
+
 def interval_text(low: float | None, high: float | None, closed: str) -> str:
     if low is None and high is None:
         return ""
     if high is None:
-        return f" {'>=' if closed in ('both', 'left') else '>'} {low:g}"
+        return f" {'>=' if closed in ('both', 'left') else '>'} {number_text(low)}"
     if low is None:
-        return f" {'<=' if closed in ('both', 'right') else '<'} {high:g}"
+        return f" {'<=' if closed in ('both', 'right') else '<'} {number_text(high)}"
     left = "[" if closed in ("both", "left") else "("
     right = "]" if closed in ("both", "right") else ")"
-    return f" in {left}{low:g}, {high:g}{right}"
+    return f" in {left}{number_text(low)}, {number_text(high)}{right}"
 
 
 def check_seed(name: str, value) -> None:
     check_number(name, value, 0, MAX_SEED, integer=True)
+
+
+def matches(value, annotation: str) -> bool:
+    """Whether ``value`` fits a field annotation written as a string (``int | None``, ``list[float]``);
+    types this does not know (nested configs) pass, as they check themselves."""
+    real = isinstance(value, Real) and not isinstance(value, bool)
+    checks = {
+        "None": value is None, "bool": isinstance(value, bool), "str": isinstance(value, str),
+        "int": isinstance(value, Integral) and not isinstance(value, bool), "float": real,
+        "dict": isinstance(value, dict),
+        "list[float]": isinstance(value, list) and all(isinstance(v, Real) and not isinstance(v, bool) for v in value),
+        "list[str]": isinstance(value, list) and all(isinstance(v, str) for v in value),
+        "list[int]": isinstance(value, list) and all(isinstance(v, Integral) and not isinstance(v, bool)
+                                                     for v in value),
+    }
+    options = [a.strip() for a in annotation.split("|")]
+    if any(a not in checks for a in options):
+        return True
+    return any(checks[a] for a in options)
+
+
+def check_field_types(config) -> None:
+    """Each field of a config dataclass holds a value of its declared type: a config read back from
+    JSON can hold anything."""
+    from dataclasses import fields
+
+    for f in fields(config):
+        value = getattr(config, f.name)
+        if isinstance(f.type, str) and not matches(value, f.type):
+            raise UserError(f"{f.name} must be of type {f.type}, got {value!r}")

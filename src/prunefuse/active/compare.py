@@ -6,9 +6,10 @@ from dataclasses import replace
 from pathlib import Path
 
 from ..errors import UserError
+from ..io.rundir import RunDirectory
 from ..io.storage import write_json
 from ..pruning.fusion import FILLS, SCOPES
-from ..validation import check_number
+from ..validation import check_number, check_seed
 from .config import METHODS, ActiveConfig
 from .loop import run_active
 from .report import write_comparison_report
@@ -53,7 +54,7 @@ def parse_method(text: str, base: ActiveConfig) -> ActiveConfig:
 
 
 def compare(methods: list[str], seeds: list[int], base: ActiveConfig, out: str | Path,
-            quiet: bool = False) -> tuple[list[dict], str]:
+            quiet: bool = False, overwrite: bool = False) -> tuple[list[dict], str]:
     """Run every method on every seed under ``out/<method>/seed<k>``; finished runs are reused and
     interrupted ones resumed, so re-running the same command continues where it stopped. A method that
     differs from an earlier one only in its target phase (``-nokd``, ``-nofusion``, a fill) reuses that
@@ -65,7 +66,12 @@ def compare(methods: list[str], seeds: list[int], base: ActiveConfig, out: str |
         repeated = sorted({v for v in values if values.count(v) > 1}, key=str)
         if repeated:
             raise UserError(f"{what} {', '.join(map(str, repeated))} is given twice; list each {what} once")
+    for seed in seeds:
+        check_seed("seed", seed)
     configs = [(m, parse_method(m, base)) for m in methods]
+    # The folder records the base config (methods and seeds may grow); each run locks its own folder,
+    # so processes that run disjoint seeds into one --out can share it.
+    RunDirectory.claim(out, "compare", {"base": replace(base, seed=0).to_dict()}, overwrite=overwrite, lock=False)
     results = []
     for i, (label, cfg) in enumerate(configs):
         for seed in seeds:

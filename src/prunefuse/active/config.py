@@ -5,11 +5,12 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field, fields
 
 from ..errors import UserError
+from ..models import check_name
 from ..pruning.fusion import FILLS, SCOPES
-from ..pruning.prune import IMPORTANCES
+from ..pruning.structured import IMPORTANCES
 from ..selection import STRATEGIES
 from ..train import TrainConfig
-from ..validation import check_choice, check_number, check_seed
+from ..validation import check_choice, check_field_types, check_number, check_seed
 
 METHODS = ("prunefuse", "al", "svp", "random")
 # SVP's proxy: a shallower network of the same family.
@@ -58,6 +59,7 @@ class ActiveConfig:
     train: dict = field(default_factory=lambda: TrainConfig(schedule="onecycle").to_dict())
 
     def __post_init__(self) -> None:
+        check_field_types(self)
         check_choice("method", self.method, METHODS)
         check_choice("selection", self.selection, STRATEGIES)
         check_choice("importance", self.importance, [i for i in IMPORTANCES if i != "taylor"])
@@ -66,6 +68,9 @@ class ActiveConfig:
         if self.round_to is not None:
             check_number("round_to", self.round_to, 1, integer=True)
         check_number("width", self.width, 0, 16, closed="right")
+        for name in ("arch", "svp_arch"):
+            if getattr(self, name) is not None:
+                check_name(getattr(self, name))
         check_choice("fill", self.fill, FILLS)
         check_choice("fusion_scope", self.fusion_scope, SCOPES)
         check_number("t_sync", self.t_sync, 0, integer=True)

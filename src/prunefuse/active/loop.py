@@ -16,13 +16,13 @@ from ..data.batching import Normalizer
 from ..errors import UserError
 from ..flops import count
 from ..io import checkpoint
-from ..io.rundir import write_config
+from ..io.rundir import RunDirectory, derive_seed, stored_config
 from ..io.storage import read_json, write_json
 from ..pruning import ChannelMap, fuse, prune, save_pruned
 from ..selection import select
 from ..train import evaluate, fit, predict
 from .config import ActiveConfig, resolve_budgets
-from .state import RunState, derive_seed
+from .state import RunState
 
 # Selection cost is the first three, the same for every method; the rest each have their own line.
 PHASES = ("selector_training", "pool_scoring", "selection", "final_selector_fit", "target_training", "evaluation")
@@ -55,17 +55,18 @@ class ActiveRun:
     """One method on one seed. ``run()`` executes the steps not yet completed in ``out``."""
 
     def __init__(self, config: ActiveConfig, out: str | Path, quiet: bool = False,
-                 selection_from: str | Path | None = None):
-        self.config, self.out, self.quiet = config, Path(out), quiet
+                 selection_from: str | Path | None = None, overwrite: bool = False):
+        """Everything is checked here, before ``run`` claims ``out`` and writes to it."""
+        self.config, self.out, self.quiet, self.overwrite = config, Path(out), quiet, overwrite
         self.ckpt = self.out / "checkpoints"
+        models.check_name(config.arch)
         self.pool = load_pool(config)
         self.shape = self.pool.train.input_shape
         self.num_classes = self.pool.train.num_classes
         self.initial, self.budgets, self.eval_at = resolve_budgets(config, len(self.pool.train))
         models.create(config.arch, self.num_classes, self.shape[0], self.shape[1], config.width)
-        self.ckpt.mkdir(parents=True, exist_ok=True)
-        self.state = RunState(self.out, len(self.pool.train))
         self.selection_from = Path(selection_from) if selection_from else None
+        self.state: RunState | None = None
 
     # --- models and their checkpoints ---------------------------------------------------------------
     def spec(self, arch: str | None = None) -> dict:
@@ -275,11 +276,10 @@ class ActiveRun:
         the target phase, so an ablation of fusion or KD trains its targets on the very same labels."""
         if self.state.data["steps"]:
             return
-        saved = read_json(source / "config.json") if (source / "config.json").is_file() else {}
-        theirs = ActiveConfig.from_dict(saved.get("active", {})).selection_settings() if saved else None
+        theirs = saved_config(source).selection_settings()
         ours = self.config.selection_settings()
         if theirs != ours:
-            differing = sorted(k for k in set(ours) | set(theirs or {}) if (theirs or {}).get(k) != ours.get(k))
+            differing = sorted(k for k in set(ours) | set(theirs) if theirs.get(k) != ours.get(k))
             raise UserError(f"{source}: its selection settings differ from this run's ({', '.join(differing)}); "
                             "reuse the selection only of a run that differs in target settings alone")
         other = RunState(source, len(self.pool.train))
@@ -294,10 +294,16 @@ class ActiveRun:
 
     # --- the whole run ---------------------------------------------------------------------------------
     def run(self) -> dict:
+        """Claim ``out`` (same config, or new), then execute every step not yet completed there."""
+        extra = {"pool": len(self.pool.train), "initial_count": self.initial, "budget_counts": self.budgets,
+                 "eval_at_counts": self.eval_at}
+        with RunDirectory.claim(self.out, "run", self.config.to_dict(), overwrite=self.overwrite, extra=extra):
+            self.ckpt.mkdir(parents=True, exist_ok=True)
+            self.state = RunState(self.out, len(self.pool.train))
+            return self.steps()
+
+    def steps(self) -> dict:
         cfg = self.config
-        write_config(self.out, {"command": "run", "active": cfg.to_dict(), "pool": len(self.pool.train),
-                                "initial_count": self.initial, "budget_counts": self.budgets,
-                                "eval_at_counts": self.eval_at})
         if self.selection_from is not None:
             self.adopt_selection(self.selection_from)
         setup = self.step("setup", self.setup)
@@ -416,18 +422,31 @@ def method_settings(cfg: ActiveConfig) -> str:
 
 
 def run_active(config: ActiveConfig, out: str | Path, quiet: bool = False,
-               selection_from: str | Path | None = None) -> dict:
-    """Run (or continue) one active-learning run in ``out``. ``selection_from`` names a run whose
+               selection_from: str | Path | None = None, overwrite: bool = False) -> dict:
+    """Run (or continue) one active-learning run in ``out``.
+
+    ``out`` must be new, empty, or hold a run of this very config, whose completed steps are reused;
+    ``overwrite`` clears a different run there instead of refusing. ``selection_from`` names a run whose
     settings differ only in the target phase: its selection is reused instead of recomputed."""
-    return ActiveRun(config, out, quiet, selection_from).run()
+    return ActiveRun(config, out, quiet, selection_from, overwrite).run()
+
+
+def saved_config(out: str | Path) -> ActiveConfig:
+    """The config a run directory was started with."""
+    path = Path(out) / "config.json"
+    if not path.is_file():
+        raise UserError(f"{out}: no config.json, so there is no run to resume here; check the directory")
+    try:
+        saved = read_json(path)
+    except (ValueError, OSError) as e:
+        raise UserError(f"{path}: damaged ({e}); the run cannot be resumed, start it again in a new directory") \
+            from None
+    stored = stored_config(saved) if isinstance(saved, dict) else None
+    if not isinstance(saved, dict) or saved.get("command") != "run" or stored is None:
+        raise UserError(f"{out}: config.json is not from 'prunefuse run'; resume only active-learning runs")
+    return ActiveConfig.from_dict(stored)
 
 
 def resume(out: str | Path, quiet: bool = False) -> dict:
     """Continue the run in ``out`` from its last completed step, with the config it started with."""
-    path = Path(out) / "config.json"
-    if not path.is_file():
-        raise UserError(f"{out}: no config.json, so there is no run to resume here; check the directory")
-    saved = read_json(path)
-    if "active" not in saved:
-        raise UserError(f"{out}: config.json is not from 'prunefuse run'; resume only active-learning runs")
-    return run_active(ActiveConfig.from_dict(saved["active"]), out, quiet)
+    return run_active(saved_config(out), out, quiet)

@@ -7,17 +7,12 @@ from __future__ import annotations
 import fnmatch
 import os
 import signal
-import zlib
 from pathlib import Path
 
 from ..errors import UserError
 from ..io.storage import read_json, write_json, write_text
 
 FAULT_ENV = "PRUNEFUSE_FAULT_AFTER"  # testing aid: SIGKILL this process after a matching step
-
-
-def derive_seed(seed: int, name: str) -> int:
-    return zlib.crc32(f"{seed}:{name}".encode()) & 0x7FFFFFFF
 
 
 class RunState:

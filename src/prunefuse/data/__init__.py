@@ -2,6 +2,8 @@
 
 from .batching import Normalizer, TensorBatches
 from .dataset import Dataset
-from .registry import DATASETS, info, load, locate, names
+from .registry import DATASETS, availability, info, load, locate, names
+from .spec import DataSpec
 
-__all__ = ["DATASETS", "Dataset", "Normalizer", "TensorBatches", "info", "load", "locate", "names"]
+__all__ = ["DATASETS", "DataSpec", "Dataset", "Normalizer", "TensorBatches", "availability", "info", "load", "locate",
+           "names"]

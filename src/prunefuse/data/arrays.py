@@ -12,18 +12,52 @@ from ..errors import UserError
 
 
 def to_nchw_uint8(x: np.ndarray, source: str) -> torch.Tensor:
-    """Accept N x H x W, N x H x W x C or N x C x H x W arrays, 8-bit or floats in [0, 1]."""
+    """Accept N x H x W, N x H x W x C or N x C x H x W arrays of 8-bit values, or floats in [0, 1]
+    (scaled by 255) or in [0, 255]; anything else (NaN, complex, out of range) is refused."""
     if x.ndim == 3:
         x = x[:, None]
     elif x.ndim == 4 and x.shape[-1] in (1, 3) and x.shape[1] not in (1, 3):
         x = x.transpose(0, 3, 1, 2)
     if x.ndim != 4:
         raise UserError(f"{source}: x must be N x H x W or N x H x W x C images, got shape {x.shape}")
+    if len(x) == 0:
+        raise UserError(f"{source}: x holds no images; save at least one image")
     if x.dtype != np.uint8:
-        if np.issubdtype(x.dtype, np.floating) and x.size and x.max() <= 1.0:
+        if not (np.issubdtype(x.dtype, np.integer) or np.issubdtype(x.dtype, np.floating)) or x.dtype == np.bool_:
+            raise UserError(f"{source}: x has dtype {x.dtype}; save images as uint8 (or floats in [0, 1])")
+        if np.issubdtype(x.dtype, np.floating) and not np.isfinite(x).all():
+            raise UserError(f"{source}: x holds NaN or infinite pixel values; clean the images and save them again")
+        lo, hi = float(x.min()), float(x.max())
+        if lo < 0 or hi > 255:
+            raise UserError(f"{source}: pixel values span {lo:g}..{hi:g}; save 8-bit images (0..255), or floats "
+                            "in [0, 1]")
+        if np.issubdtype(x.dtype, np.floating) and hi <= 1.0:
             x = x * 255.0
-        x = np.clip(np.rint(x), 0, 255).astype(np.uint8)
+        x = np.rint(x).astype(np.uint8)
     return torch.from_numpy(np.ascontiguousarray(x))
+
+
+def to_labels(y: np.ndarray, source: str) -> torch.Tensor:
+    """Integer class indices (-1 marks an unlabeled sample); floats only where they are whole numbers."""
+    y = np.asarray(y).reshape(-1)
+    if y.dtype == np.bool_ or not (np.issubdtype(y.dtype, np.integer) or np.issubdtype(y.dtype, np.floating)):
+        raise UserError(f"{source}: y has dtype {y.dtype}; save labels as integer class indices")
+    if np.issubdtype(y.dtype, np.floating) and not (np.isfinite(y).all() and (y == np.round(y)).all()):
+        raise UserError(f"{source}: y holds labels that are not whole numbers (e.g. 1.7 or NaN); save integer "
+                        "class indices")
+    return torch.from_numpy(y.astype(np.int64))
+
+
+def open_npz(file: Path) -> dict[str, np.ndarray]:
+    """Every array of an ``.npz`` (never unpickled), with a one-line error for a damaged file."""
+    try:
+        with np.load(file, allow_pickle=False) as z:
+            arrays = {k: z[k] for k in z.files}
+    except (zipfile.BadZipFile, ValueError, OSError, EOFError) as e:
+        raise UserError(f"{file}: not a readable .npz ({e}); re-save it with numpy.savez") from None
+    if "x" not in arrays:
+        raise UserError(f"{file}: no array named 'x'; save images as x (and labels as y)")
+    return arrays
 
 
 def read_npz(path: Path, split: str):
@@ -32,20 +66,12 @@ def read_npz(path: Path, split: str):
     if not file.is_file():
         raise UserError(f"{file}: no such file; pass --data-dir with an .npz file or a folder holding "
                         "train.npz and test.npz")
-    try:
-        with np.load(file, allow_pickle=False) as z:
-            if "x" not in z:
-                raise UserError(f"{file}: no array named 'x'; save images as x (and labels as y)")
-            x = z["x"]
-            y = z.get("y")
-            classes = [str(c) for c in z["classes"]] if "classes" in z else None
-    except (zipfile.BadZipFile, ValueError, OSError, EOFError) as e:
-        raise UserError(f"{file}: not a readable .npz ({e}); re-save it with numpy.savez") from None
-    images = to_nchw_uint8(x, str(file))
-    if y is None:
-        labels = torch.full((len(images),), -1, dtype=torch.long)
-    else:
-        labels = torch.from_numpy(np.asarray(y).astype(np.int64).reshape(-1))
+    arrays = open_npz(file)
+    images = to_nchw_uint8(arrays["x"], str(file))
+    if "y" not in arrays:
+        raise UserError(f"{file}: no array named 'y'; save the labels as y (class indices)")
+    labels = to_labels(arrays["y"], str(file))
+    classes = [str(c) for c in arrays["classes"]] if "classes" in arrays else None
     if classes is None:
         n = int(labels.max()) + 1 if labels.numel() and labels.max() >= 0 else 1
         classes = [str(i) for i in range(n)]

@@ -58,3 +58,15 @@ class Dataset:
         mean = x.mean(dim=(0, 2, 3))
         std = x.std(dim=(0, 2, 3)).clamp_min(1e-3)
         return mean.tolist(), std.tolist()
+
+
+def check_trainable(data: Dataset, purpose: str = "training") -> None:
+    """A split a classifier can learn from: labeled samples of at least two classes."""
+    if len(data) == 0:
+        raise UserError(f"{data.name}/{data.split}: no samples to use for {purpose}; check the data")
+    if (data.labels < 0).any():
+        raise UserError(f"{data.name}/{data.split}: {int((data.labels < 0).sum())} samples have no label (-1); "
+                        f"{purpose} needs a label for every sample")
+    if purpose == "training" and len(data.labels.unique()) < 2:
+        raise UserError(f"{data.name}/{data.split}: every sample has the same class; training needs at least two "
+                        "classes")

@@ -62,7 +62,12 @@ def read_idx_split(directory: Path, split: str, hint: str) -> tuple[torch.Tensor
     return torch.from_numpy(images.copy()).unsqueeze(1), torch.from_numpy(labels.astype(np.int64))
 
 
-def has_idx_files(directory: str | os.PathLike) -> bool:
+def missing_idx_files(directory: str | os.PathLike) -> list[str]:
+    """The four IDX files (``.gz`` or raw) that ``directory`` lacks."""
     d = Path(directory)
-    return all(find_file(d, f"{p}-{kind}-idx{n}-ubyte") for p in SPLIT_PREFIX.values()
-               for kind, n in (("images", 3), ("labels", 1)))
+    stems = [f"{p}-{kind}-idx{n}-ubyte" for p in SPLIT_PREFIX.values() for kind, n in (("images", 3), ("labels", 1))]
+    return [f"{s}[.gz]" for s in stems if not d.is_dir() or find_file(d, s) is None]
+
+
+def has_idx_files(directory: str | os.PathLike) -> bool:
+    return not missing_idx_files(directory)

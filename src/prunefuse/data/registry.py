@@ -12,7 +12,7 @@ from ..errors import UserError
 from .arrays import read_digits, read_npz
 from .cifar import read_cifar
 from .dataset import Dataset
-from .idx import has_idx_files, read_idx_split
+from .idx import has_idx_files, missing_idx_files, read_idx_split
 from .images import read_image_folder, read_tiny_imagenet
 
 SPLITS = ("train", "test")
@@ -70,10 +70,11 @@ def cache_dir(name: str) -> Path:
 
 
 def candidate_dirs(name: str, data_dir: str | os.PathLike | None) -> list[Path]:
-    dirs = [Path(data_dir)] if data_dir else []
-    if name in SYSTEM_DIRS:
-        dirs.append(SYSTEM_DIRS[name])
-    return dirs + [cache_dir(name)]
+    """Where a dataset is looked for: only ``data_dir`` when the user names one, else the system
+    folder and the cache."""
+    if data_dir:
+        return [Path(data_dir)]
+    return ([SYSTEM_DIRS[name]] if name in SYSTEM_DIRS else []) + [cache_dir(name)]
 
 
 def locate(name: str, data_dir: str | os.PathLike | None = None) -> Path | None:
@@ -87,6 +88,23 @@ def locate(name: str, data_dir: str | os.PathLike | None = None) -> Path | None:
         elif d.exists():
             return d
     return None
+
+
+def availability(data_dir: str | os.PathLike | None = None) -> list[dict]:
+    """Each dataset, whether it is found (``data_dir`` alone is searched when given) and where, with
+    the way to get it when it is not."""
+    rows = []
+    for name, entry in DATASETS.items():
+        where = locate(name, data_dir) if name in ("digits", *IDX_DOWNLOADS) else None
+        if where is not None:
+            status = str(where)
+        elif name in IDX_DOWNLOADS:
+            status = "not found: " + missing_hint(name)
+        else:
+            status = "read from --data-dir"
+        rows.append({"name": name, "found": where is not None, "where": str(where) if where else None,
+                     "description": entry.description, "status": status})
+    return rows
 
 
 def missing_hint(name: str) -> str:
@@ -139,7 +157,12 @@ def load(name: str, split: str = "train", data_dir: str | os.PathLike | None = N
     if name in IDX_DOWNLOADS:
         root = locate(name, data_dir)
         if root is None:
+            if data_dir and Path(data_dir).exists() and not Path(data_dir).is_dir():
+                raise UserError(f"--data-dir {data_dir} is a file; pass the folder that holds the {name} IDX files")
             if not download:
+                if data_dir:
+                    raise UserError(f"--data-dir {data_dir} lacks {', '.join(missing_idx_files(data_dir))}; put "
+                                    f"the {name} IDX files there, or add --download")
                 searched = ", ".join(str(d) for d in candidate_dirs(name, data_dir))
                 raise UserError(f"{name} not found (looked in {searched}); {missing_hint(name)}")
             root = download_idx(name, Path(data_dir) if data_dir else None)

@@ -3,6 +3,8 @@ so a crash (even kill -9) never leaves a half-written file where a good one stoo
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import os
 import tempfile
@@ -44,8 +46,21 @@ def write_text(path: str | os.PathLike, text: str) -> None:
     atomic_write(path, write)
 
 
+def csv_text(header: list[str], rows: list[list]) -> str:
+    """CSV with quoting where a field needs it (ids that hold commas), ``\n`` line ends."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(header)
+    writer.writerows(rows)
+    return buffer.getvalue()
+
+
+def json_text(obj: Any) -> str:
+    return json.dumps(obj, indent=2, sort_keys=False, default=_json_default) + "\n"
+
+
 def write_json(path: str | os.PathLike, obj: Any) -> None:
-    write_text(path, json.dumps(obj, indent=2, sort_keys=False, default=_json_default) + "\n")
+    write_text(path, json_text(obj))
 
 
 def read_json(path: str | os.PathLike) -> Any:

@@ -19,6 +19,7 @@ from torch import nn
 from ..data.batching import Normalizer, TensorBatches
 from ..data.dataset import Dataset
 from ..errors import UserError
+from ..io.rundir import derive_seed
 from ..train import TrainConfig, fit, predict
 from .grouped import GroupedNet
 from .tasks import MultiTaskObjective
@@ -133,13 +134,13 @@ def prune_to_tolerance(net: GroupedNet, train: Dataset, val: Dataset, normalizer
                               "channels_last": False})
     fraction, owed, accepted_owed = config.step_fraction, {}, {}
     for step in range(1, config.max_steps + 1):
-        seed = train_config.seed * 1000 + step
+        seed = derive_seed(train_config.seed, f"prune{step}")
         scores = importance(net, train, normalizer, objective, config, train_config.batch_size, seed)
         removed = prune_step(net, scores, fraction, owed)
         if removed == 0:  # every group is down to one neuron or owes less than one
             break
         for attempt in range(config.recovery_rounds + 1):
-            round_seed = seed * 10 + attempt
+            round_seed = derive_seed(seed, f"finetune{attempt}")
             sample = torch.randperm(len(train), generator=torch.Generator().manual_seed(round_seed))
             fit(net, train.subset(sample[: config.finetune_samples]),
                 TrainConfig(**{**finetune.to_dict(), "seed": round_seed}), normalizer=normalizer, objective=objective,

@@ -12,10 +12,10 @@ import torch
 from .. import models
 from ..data.batching import Normalizer
 from ..data.dataset import Dataset
+from ..data.spec import DataSpec
 from ..errors import UserError
-from ..experiment import DataSpec
 from ..io import checkpoint
-from ..io.rundir import seed_everything, write_config
+from ..io.rundir import RunDirectory, seed_everything
 from ..io.storage import append_jsonl, write_json
 from ..models.base import init_weights
 from ..train import TrainConfig, fit
@@ -68,9 +68,8 @@ class MergeConfig:
 
 
 class MergeRun:
-    def __init__(self, config: MergeConfig, out: str | Path, quiet: bool = False):
-        self.config, self.out, self.quiet = config, Path(out), quiet
-        self.out.mkdir(parents=True, exist_ok=True)
+    def __init__(self, config: MergeConfig, out: str | Path, quiet: bool = False, overwrite: bool = False):
+        self.config, self.out, self.quiet, self.overwrite = config, Path(out), quiet, overwrite
         self.metrics = self.out / "metrics.jsonl"
 
     def log(self, record: dict) -> None:
@@ -198,10 +197,14 @@ class MergeRun:
         return within(accuracy, self.reference, self.config.prune.tolerance)
 
     def run(self) -> dict:
-        config = self.config
-        self.metrics.unlink(missing_ok=True)
+        """Check the data, claim ``out`` (refused if it holds another run), then merge and measure."""
         self.load_data()
-        write_config(self.out, {"command": "merge", **config.to_dict()})
+        with RunDirectory.claim(self.out, "merge", self.config.to_dict(), overwrite=self.overwrite):
+            self.metrics.unlink(missing_ok=True)
+            return self.merge_and_measure()
+
+    def merge_and_measure(self) -> dict:
+        config = self.config
         singles = self.single_networks()
         n = len(self.tasks)
         self.reference = reference = {t: self.accuracy(singles[t], (t,), self.val)[t] for t in range(n)}
@@ -257,6 +260,7 @@ def flops_ratios(methods: dict) -> dict:
     return ratios
 
 
-def run_merge(config: MergeConfig, out: str | Path, quiet: bool = False) -> dict:
-    """The Python API behind ``prunefuse merge``: returns what ``results.json`` holds."""
-    return MergeRun(config, out, quiet).run()
+def run_merge(config: MergeConfig, out: str | Path, quiet: bool = False, overwrite: bool = False) -> dict:
+    """The Python API behind ``prunefuse merge``: returns what ``results.json`` holds. ``out`` must be
+    new, empty or hold a merge of this very config; ``overwrite`` clears another run there."""
+    return MergeRun(config, out, quiet, overwrite).run()

@@ -34,10 +34,19 @@ def names() -> list[str]:
     return list(_REGISTRY)
 
 
-def create(arch: str, num_classes: int, in_channels: int = 3, image_size: int = 32, width: float = 1.0) -> nn.Module:
-    """Build a freshly initialised zoo model (seed with ``torch.manual_seed`` first)."""
+def is_model(arch: str) -> bool:
+    return arch in _REGISTRY
+
+
+def check_name(arch: str) -> None:
+    """Refuse an unknown architecture before any data is read."""
     if arch not in _REGISTRY:
         raise UserError(f"unknown architecture '{arch}'; choose one of: {', '.join(_REGISTRY)}")
+
+
+def create(arch: str, num_classes: int, in_channels: int = 3, image_size: int = 32, width: float = 1.0) -> nn.Module:
+    """Build a freshly initialised zoo model (seed with ``torch.manual_seed`` first)."""
+    check_name(arch)
     if num_classes < 1 or in_channels < 1:
         raise UserError(f"num_classes and in_channels must be positive, got {num_classes} and {in_channels}")
     if image_size < 8:
@@ -47,4 +56,4 @@ def create(arch: str, num_classes: int, in_channels: int = 3, image_size: int = 
     return _REGISTRY[arch](num_classes, in_channels, image_size, width)
 
 
-__all__ = ["Classifier", "create", "names"]
+__all__ = ["Classifier", "check_name", "create", "is_model", "names"]

@@ -43,14 +43,34 @@ class LayerMap:
     inp: list[int] = field(default_factory=list)  # kept input channels (empty for bn)
 
     def to_dict(self) -> dict:
-        d = {"kind": self.kind, "dense": self.dense, "out": self.out}
+        d = {"kind": self.kind, "dense": list(self.dense), "out": list(self.out)}
         if self.kind != "bn":
-            d["in"] = self.inp
+            d["in"] = list(self.inp)
         return d
 
     @classmethod
-    def from_dict(cls, d: dict) -> LayerMap:
-        return cls(d["kind"], list(d["dense"]), list(d["out"]), list(d.get("in", [])))
+    def from_dict(cls, d: dict, name: str = "layer") -> LayerMap:
+        """Read one layer's entry, refusing indices a dense layer of that shape cannot have."""
+        if not isinstance(d, dict) or d.get("kind") not in ("conv", "linear", "bn"):
+            raise UserError(f"channel map entry {name} is not {{kind: conv|linear|bn, dense, out, in}}")
+        dense, out, inp = d.get("dense"), d.get("out"), d.get("in", [])
+        sizes = [1, 1] if d["kind"] == "bn" else [2, 2]
+        if not (is_int_list(dense) and len(dense) in sizes and min(dense) >= 1 and is_int_list(out)
+                and is_int_list(inp)):
+            raise UserError(f"channel map entry {name}: dense, out and in must be lists of integers")
+        sides = [("out", out, dense[0])] + ([("in", inp, dense[1])] if d["kind"] != "bn" else [])
+        for side, kept, size in sides:
+            if not kept or min(kept) < 0 or max(kept) >= size:
+                raise UserError(f"channel map entry {name}: kept {side} channels must be indices in 0..{size - 1} "
+                                f"(at least one); the map does not belong to this network")
+            if len(set(kept)) != len(kept):
+                raise UserError(f"channel map entry {name}: a kept {side} channel is listed twice; the map is "
+                                "damaged")
+        return cls(d["kind"], list(dense), list(out), list(inp))
+
+
+def is_int_list(value) -> bool:
+    return isinstance(value, list) and all(isinstance(v, int) and not isinstance(v, bool) for v in value)
 
 
 @dataclass
@@ -108,8 +128,8 @@ class ChannelMap:
     @classmethod
     def from_dict(cls, d: dict) -> ChannelMap:
         try:
-            layers = {k: LayerMap.from_dict(v) for k, v in d["layers"].items()}
-        except (KeyError, TypeError) as e:
+            layers = {k: LayerMap.from_dict(v, k) for k, v in d["layers"].items()}
+        except (KeyError, TypeError, AttributeError) as e:
             raise UserError(f"not a prunefuse channel map (missing {e}); pass the JSON written by 'prunefuse prune'") \
                 from None
         return cls(layers, d.get("arch"), d.get("ratio"))

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, fields
 
-from ..validation import check_choice, check_number, check_seed
+import torch
+
+from ..errors import UserError
+from ..validation import check_choice, check_field_types, check_number, check_seed
 
 SCHEDULES = ("piecewise", "onecycle", "cosine", "constant")
 AMP_MODES = ("auto", "off", "bf16", "fp16")
@@ -34,6 +37,7 @@ class TrainConfig:
     kd_temperature: float = 4.0
 
     def __post_init__(self) -> None:
+        check_field_types(self)
         check_number("epochs", self.epochs, 1, integer=True)
         check_number("min_steps", self.min_steps, 0, integer=True)
         check_number("batch_size", self.batch_size, 1, integer=True)
@@ -47,6 +51,7 @@ class TrainConfig:
         check_choice("schedule", self.schedule, SCHEDULES)
         check_choice("amp", self.amp, AMP_MODES)
         check_seed("seed", self.seed)
+        check_device(self.device)
         check_number("kd_alpha", self.kd_alpha, 0, 1)
         check_number("kd_temperature", self.kd_temperature, 0, closed="neither")
 
@@ -55,5 +60,19 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, d: dict) -> TrainConfig:
+        if not isinstance(d, dict):
+            raise UserError(f"a training config must be a JSON object, got {type(d).__name__}")
         known = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in d.items() if k in known})
+        unknown = sorted(set(d) - known)
+        if unknown:
+            raise UserError(f"unknown training setting(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
+        return cls(**d)
+
+
+def check_device(name: str) -> None:
+    if name == "auto":
+        return
+    try:
+        torch.device(name)
+    except (RuntimeError, ValueError):
+        raise UserError(f"unknown device '{name}'; use auto, cpu, cuda or cuda:N") from None

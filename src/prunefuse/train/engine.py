@@ -106,6 +106,7 @@ def interleave_batches(local: torch.Tensor, n: int, batch_size: int) -> torch.Te
 
 def evaluate(model: nn.Module, data: Dataset, normalizer: Normalizer, config: TrainConfig,
              objective: Objective | None = None) -> float:
+    """Accuracy of ``model`` on ``data`` (the objective's notion of correct), scored as ``predict`` does."""
     objective = objective or CrossEntropy()
     logits = predict(model, data.images, normalizer, config.eval_batch_size, config.channels_last, config.amp)
     return float(objective.correct(logits, data.labels)) / len(data) if len(data) else 0.0

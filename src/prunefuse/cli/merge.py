@@ -1,0 +1,105 @@
+"""``prunefuse merge``: PAM and its baselines, with the preset that keeps the digits demo to a minute."""
+
+from __future__ import annotations
+
+import argparse
+
+from .. import models
+from ..data import DataSpec
+from ..merge import MergeConfig, PruneConfig, run_merge
+from ..merge.report import merge_tables
+from ..train import TrainConfig
+from .args import (
+    COUNT,
+    FRACTION,
+    NON_NEGATIVE,
+    NON_NEGATIVE_INT,
+    POSITIVE,
+    SEED,
+    WIDTH,
+    add_data_arguments,
+    names,
+    number,
+)
+
+# 1,500 8x8 training images: small batches and small fine-tuning rounds.
+DIGITS_PRESET = {"epochs": 15, "batch_size": 64, "val_size": 300, "finetune_samples": 2000}
+DEFAULTS = {"epochs": 8, "batch_size": 128, "val_size": 5000, "finetune_samples": 12_800}
+
+
+def merge_arguments(p: argparse.ArgumentParser) -> None:
+    d, dp = MergeConfig(), PruneConfig()
+    add_data_arguments(p)
+    p.add_argument("--tasks", default=d.tasks, help="class sets, e.g. 0-4,5-9 or 0-1,2-3,4-5,6-7,8-9 (1+3+7 lists "
+                   "single classes); task t is classification over its classes plus 'other'")
+    p.add_argument("--arch", default=d.arch, help="lenet5 (default), vgg11, vgg16")
+    p.add_argument("--width", type=WIDTH, default=1.0)
+    p.add_argument("--methods", type=names, default=list(d.methods), help="comma-separated: pam, nomerge, shared, mtz")
+    p.add_argument("--checkpoints", type=names, help="comma-separated single-task networks (singles/taskN of an "
+                   "earlier run) to merge instead of training them")
+    p.add_argument("--out", required=True, help="run directory")
+    p.add_argument("--overwrite", action="store_true", help="replace a different run already in --out")
+    g = p.add_argument_group("single-task training")
+    g.add_argument("--epochs", type=COUNT, help="8 (15 on digits)")
+    g.add_argument("--batch-size", type=COUNT, help="128 (64 on digits)")
+    g.add_argument("--lr", type=POSITIVE, default=0.05)
+    g.add_argument("--schedule", default="cosine")
+    g.add_argument("--device", default="auto")
+    g.add_argument("--seed", type=SEED, default=0)
+    g = p.add_argument_group("merging")
+    g.add_argument("--merge-epochs", type=NON_NEGATIVE_INT, default=d.merge_epochs,
+                   help="joint fine-tuning after merging")
+    g.add_argument("--calibration", type=number(8, integer=True), default=d.calibration,
+                   help="images for MI and Hessians")
+    g.add_argument("--alpha-conv", type=NON_NEGATIVE, default=d.alpha_conv, help="PAM MI threshold for conv layers")
+    g.add_argument("--alpha-fc", type=NON_NEGATIVE, default=d.alpha_fc, help="PAM MI threshold for linear layers")
+    g.add_argument("--mtz-share", type=number(0, 1, closed="right"), default=d.mtz_share,
+                   help="fraction of neurons MTZ zips per layer")
+    g = p.add_argument_group("pruning (the same for every method)")
+    g.add_argument("--importance", default=dp.importance, help="taylor (default) or magnitude")
+    g.add_argument("--step-fraction", type=FRACTION, default=dp.step_fraction, help="share of a group pruned per step")
+    g.add_argument("--tolerance", type=number(0, 1, closed="left"), default=dp.tolerance,
+                   help="allowed accuracy drop per task (0.01 = 1 point)")
+    g.add_argument("--min-step-fraction", type=FRACTION, default=dp.min_step_fraction,
+                   help="a step that breaks the tolerance is retried at half the fraction; stop below this")
+    g.add_argument("--max-steps", type=NON_NEGATIVE_INT, default=dp.max_steps,
+                   help="pruning attempts, failed ones included")
+    g.add_argument("--finetune-samples", type=COUNT, help="images of fine-tuning per step: 12800 (2000 on digits)")
+    g.add_argument("--val-size", type=COUNT, help="held-out training images for the tolerance check: 5000 "
+                   "(300 on digits)")
+    g = p.add_argument_group("measurement")
+    g.add_argument("--latency-batch", type=COUNT, default=d.latency_batch)
+    g.add_argument("--latency-repeats", type=COUNT, default=d.latency_repeats)
+    p.add_argument("--quiet", action="store_true")
+
+
+def merge_config(args) -> MergeConfig:
+    preset = DIGITS_PRESET if args.dataset == "digits" else DEFAULTS
+
+    def pick(name):
+        value = getattr(args, name)
+        return preset[name] if value is None else value
+
+    single = TrainConfig(epochs=pick("epochs"), batch_size=pick("batch_size"), lr=args.lr, schedule=args.schedule,
+                         device=args.device, seed=args.seed)
+    prune = PruneConfig(importance=args.importance, step_fraction=args.step_fraction, tolerance=args.tolerance,
+                        min_step_fraction=args.min_step_fraction, max_steps=args.max_steps,
+                        finetune_samples=pick("finetune_samples"))
+    return MergeConfig(data=DataSpec(args.dataset, args.data_dir, args.download, args.subset, args.seed),
+                       tasks=args.tasks, arch=args.arch, width=args.width, methods=args.methods, single=single,
+                       merge_epochs=args.merge_epochs, calibration=args.calibration, alpha_conv=args.alpha_conv,
+                       alpha_fc=args.alpha_fc, mtz_share=args.mtz_share, prune=prune, val_size=pick("val_size"),
+                       latency_batch=args.latency_batch, latency_repeats=args.latency_repeats,
+                       checkpoints=args.checkpoints)
+
+
+def merge_command(args):
+    config = merge_config(args)
+    models.check_name(config.arch)
+    results = run_merge(config, args.out, args.quiet, overwrite=args.overwrite)
+    print(merge_tables(results) + f"\nresults.json, report.md and flops_per_subset.png in {args.out}")
+
+
+COMMANDS = {
+    "merge": (merge_arguments, merge_command, "PAM: merge single-task networks into a multitask one, with baselines"),
+}

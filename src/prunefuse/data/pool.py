@@ -1,0 +1,100 @@
+"""A real, mostly unlabeled pool and the labels a user has given so far: an image folder or an
+``.npz``, and a ``id,label`` CSV. The same readers serve ``select``, ``label``, ``fit`` and ``predict``."""
+
+from __future__ import annotations
+
+import csv
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from ..errors import UserError
+from .arrays import open_npz, to_nchw_uint8
+from .images import list_images, read_images
+
+
+@dataclass
+class UnlabeledPool:
+    images: torch.Tensor  # uint8 N x C x H x W
+    ids: list[str]
+    classes: list[str] | None = None
+    root: Path | None = None  # the image folder, where the pool is one
+
+    def position(self) -> dict[str, int]:
+        return {i: n for n, i in enumerate(self.ids)}
+
+
+def read_pool(path: str | Path, image_size: int | None = None) -> UnlabeledPool:
+    """An image folder (ids are paths relative to it) or an ``.npz`` with ``x`` (ids: ``ids`` or row
+    numbers, optional ``classes``). Ids must be unique."""
+    path = Path(path)
+    if path.is_dir():
+        files = list_images(path)
+        if not files:
+            raise UserError(f"{path}: no images found; point --pool at a folder of images or an .npz file")
+        pool = UnlabeledPool(read_images(files, image_size), [f.relative_to(path).as_posix() for f in files],
+                             root=path)
+    elif path.suffix == ".npz" and path.is_file():
+        arrays = open_npz(path)
+        images = to_nchw_uint8(arrays["x"], str(path))
+        ids = [str(i) for i in arrays["ids"]] if "ids" in arrays else [str(i) for i in range(len(images))]
+        if len(ids) != len(images):
+            raise UserError(f"{path}: {len(ids)} ids for {len(images)} images; save one id per image")
+        classes = [str(c) for c in arrays["classes"]] if "classes" in arrays else None
+        pool = UnlabeledPool(images, ids, classes)
+    else:
+        raise UserError(f"{path}: not a folder or an .npz file; pass --pool with one of those")
+    seen: set[str] = set()
+    for i in pool.ids:
+        if i in seen:
+            raise UserError(f"{path}: id '{i}' appears twice in the pool; give every image its own id")
+        seen.add(i)
+    return pool
+
+
+def read_label_rows(path: str | Path) -> list[tuple[str, str]]:
+    """``(id, label)`` rows of a labels CSV; a UTF-8 BOM and CRLF line ends (spreadsheets) are fine."""
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"{path}: no such labels file; write a CSV with the header id,label")
+    try:
+        with open(path, newline="", encoding="utf-8-sig") as f:
+            reader = csv.DictReader(f)
+            fields = [n.strip() for n in reader.fieldnames or []]
+            if not {"id", "label"} <= set(fields):
+                raise UserError(f"{path}: the header must name the columns id and label, found {fields[:4]}")
+            reader.fieldnames = fields
+            rows = []
+            for line, r in enumerate(reader, start=2):
+                if r.get("id") is None or r.get("label") is None:
+                    raise UserError(f"{path}:{line}: the row has fewer columns than the header; write id,label")
+                rows.append((r["id"].strip(), r["label"].strip()))
+    except UnicodeDecodeError as e:
+        raise UserError(f"{path}: not UTF-8 text ({e}); save the labels as a UTF-8 CSV") from None
+    except csv.Error as e:
+        raise UserError(f"{path}: not a readable CSV ({e})") from None
+    return rows
+
+
+def read_labels(path: str | Path, pool: UnlabeledPool, classes: list[str] | None) -> tuple[list[int], list[str],
+                                                                                            list[str]]:
+    """Rows ``id,label`` checked against the pool; returns pool positions, their class names, and the
+    class list (``classes``, else the pool's, else the sorted labels seen)."""
+    rows = read_label_rows(path)
+    position = pool.position()
+    seen: set[str] = set()
+    for line, (sample, label) in enumerate(rows, start=2):
+        if sample not in position:
+            raise UserError(f"{path}:{line}: id '{sample}' is not in the pool; use the pool's ids, "
+                            f"e.g. '{pool.ids[0]}'")
+        if sample in seen:
+            raise UserError(f"{path}:{line}: id '{sample}' is labeled twice; keep one row per sample")
+        if not label:
+            raise UserError(f"{path}:{line}: id '{sample}' has an empty label; give a class name")
+        seen.add(sample)
+    classes = classes or pool.classes or sorted({label for _, label in rows})
+    unknown = sorted({label for _, label in rows} - set(classes))
+    if unknown:
+        raise UserError(f"{path}: unknown classes {unknown[:5]}; the classes are {classes[:10]}")
+    return [position[s] for s, _ in rows], [label for _, label in rows], classes
