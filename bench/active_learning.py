@@ -35,38 +35,43 @@ PROTOCOL = dict(dataset="fashion-mnist", pool_size=10_000, arch="preact20", init
                 train=TrainConfig(batch_size=64, lr=0.1, schedule="onecycle").to_dict())
 KD_ALPHAS = (0.0, 0.1, 0.3, 0.5, 0.9)
 KD_TEMPERATURES = (1.0, 2.0, 4.0)
+KD_DECAYED = ((0.0, 4.0), (0.5, 4.0), (0.0, 1.0))  # distillation only early: its weight falls to 0
 
 
-def base_config() -> ActiveConfig:
-    return ActiveConfig(**PROTOCOL)
+def base_config(**overrides) -> ActiveConfig:
+    return ActiveConfig(**{**PROTOCOL, **overrides})
 
 
-def run_methods(methods: list[str], seeds: list[int], out: Path) -> None:
+def run_methods(methods: list[str], seeds: list[int], out: Path, **overrides) -> None:
     """Seed by seed, so each finished seed is a complete paired set."""
     for seed in seeds:
-        compare(methods, [seed], base_config(), out, quiet=True)
+        compare(methods, [seed], base_config(**overrides), out, quiet=True)
 
 
 def kd_sweep(seeds: list[int], out: Path, budget: int) -> None:
     """The target phase alone, at one budget, on prunefuse@0.5's saved selection and selectors."""
     base = replace(base_config(), method="prunefuse", prune_ratio=0.5, eval_at=[budget], curve_every=0)
     rows = []
-    for alpha, temperature in itertools.product(KD_ALPHAS, KD_TEMPERATURES):
+    settings = [(a, t, "constant") for a, t in itertools.product(KD_ALPHAS, KD_TEMPERATURES)]
+    settings += [(a, t, "decay") for a, t in KD_DECAYED]
+    for alpha, temperature, schedule in settings:
         accs = []
         for seed in seeds:
-            cfg = replace(base, seed=seed, train={**base.train, "kd_alpha": alpha, "kd_temperature": temperature})
-            r = run_active(cfg, out / "kd-sweep" / f"a{alpha:g}-T{temperature:g}" / f"seed{seed}", quiet=True,
+            cfg = replace(base, seed=seed, train={**base.train, "kd_alpha": alpha, "kd_temperature": temperature,
+                                                  "kd_schedule": schedule})
+            name = f"a{alpha:g}-T{temperature:g}" + ("-decay" if schedule == "decay" else "")
+            r = run_active(cfg, out / "kd-sweep" / name / f"seed{seed}", quiet=True,
                            selection_from=out / "prunefuse@0.5" / f"seed{seed}")
             accs.append(r["final_accuracy"])
-        rows.append((alpha, temperature, accs))
+        rows.append((alpha, temperature, schedule, accs))
     no_kd = [run_active(replace(base, seed=s, kd=False), out / "kd-sweep" / "nokd" / f"seed{s}", quiet=True,
                         selection_from=out / "prunefuse@0.5" / f"seed{s}")["final_accuracy"] for s in seeds]
     print(f"\nKD sweep at {budget} labels, seeds {seeds}: target accuracy (%), and paired difference to no KD\n")
-    print("| α | T | accuracy | Δ vs no KD [95% interval] |\n|---|---|---|---|")
-    print(f"| (no KD) | | {100 * statistics.mean(no_kd):.2f} | |")
-    for alpha, temperature, accs in rows:
+    print("| α | T | schedule | accuracy | Δ vs no KD [95% interval] |\n|---|---|---|---|---|")
+    print(f"| (no KD) | | | {100 * statistics.mean(no_kd):.2f} | |")
+    for alpha, temperature, schedule, accs in rows:
         diff = mean_interval([a - b for a, b in zip(accs, no_kd, strict=True)])
-        print(f"| {alpha:g} | {temperature:g} | {100 * statistics.mean(accs):.2f} | {diff.text()} |")
+        print(f"| {alpha:g} | {temperature:g} | {schedule} | {100 * statistics.mean(accs):.2f} | {diff.text()} |")
 
 
 def fig4(results: list[dict], fused: str, scratch: str) -> None:
@@ -104,17 +109,19 @@ def main() -> None:
     parser.add_argument("--seeds", default="0,1,2,3,4")
     parser.add_argument("--methods", default=",".join(METHODS))
     parser.add_argument("--budget", type=int, default=BUDGETS[-1], help="kd-sweep: the budget it trains at")
+    parser.add_argument("--round-to", type=int, help="pruned selectors keep multiples of this many channels")
     args = parser.parse_args()
     configure_threads()
     seeds = [int(s) for s in args.seeds.split(",")]
     methods = args.methods.split(",")
     print(f"protocol v2: {PROTOCOL}\nseeds: {seeds}\n", flush=True)
+    overrides = {"round_to": args.round_to} if args.round_to else {}
     if args.action in ("run", "methods"):
-        run_methods(methods, seeds, args.out)
+        run_methods(methods, seeds, args.out, **overrides)
     elif args.action == "kd-sweep":
         kd_sweep(seeds, args.out, args.budget)
     else:
-        results, text = compare(methods, seeds, base_config(), args.out, quiet=True)
+        results, text = compare(methods, seeds, base_config(**overrides), args.out, quiet=True)
         print(text)
         fig4(results, "prunefuse@0.5-nokd", "prunefuse@0.5-nofusion")
         fig4(results, "prunefuse@0.5", "prunefuse@0.5-nofusion")

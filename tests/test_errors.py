@@ -326,7 +326,7 @@ def test_a_spreadsheet_labels_file_is_accepted(tmp_path, pool):
 # --- every option, generated ---------------------------------------------------------------------
 REQUIRED = {"train": ["--dataset", "digits"], "prune": ["--arch", "preact8", "--ratio", "0.5"],
             "run": ["--method", "random"], "compare": [], "merge": [], "flops": ["--arch", "preact8"],
-            "select": ["--budget", "3"], "datasets": []}
+            "select": ["--budget", "3"], "label": [], "fit": [], "datasets": []}
 NAMED = ("--arch", "--dataset", "--selection", "--importance", "--schedule", "--fill", "--fusion-scope", "--amp",
          "--method", "--methods", "--tasks", "--svp-arch", "--device")
 
@@ -361,11 +361,14 @@ def argv(command: str, flag: str, value: str, root) -> list[str]:
     if flag in required:
         i = required.index(flag)
         del required[i:i + 2]
-    if command in ("train", "prune", "run", "compare", "merge"):
+    if command in ("train", "prune", "run", "compare", "merge", "fit"):
         required += ["--out", str(root / "out")]
+    if command in ("select", "label", "fit"):
+        required += ["--pool", str(root / "pool.npz"), "--labels", str(root / "labels.csv")]
     if command == "select":
-        required += ["--pool", str(root / "pool.npz"), "--labels", str(root / "labels.csv"), "--out",
-                     str(root / "out" / "q.csv")]
+        required += ["--out", str(root / "out" / "q.csv")]
+    if command == "label":
+        required += ["--queue", str(root / "out" / "q.csv")]
     return [command, *required, flag, value]
 
 

@@ -71,7 +71,8 @@ def compare(methods: list[str], seeds: list[int], base: ActiveConfig, out: str |
     configs = [(m, parse_method(m, base)) for m in methods]
     # The folder records the base config (methods and seeds may grow); each run locks its own folder,
     # so processes that run disjoint seeds into one --out can share it.
-    RunDirectory.claim(out, "compare", {"base": replace(base, seed=0).to_dict()}, overwrite=overwrite, lock=False)
+    RunDirectory.claim(out, "compare", {"base": replace(base, seed=0).to_dict()}, overwrite=overwrite, lock=False,
+                       upgrade=lambda d: {"base": ActiveConfig.from_dict(d.get("base")).to_dict()})
     results = []
     for i, (label, cfg) in enumerate(configs):
         for seed in seeds:

@@ -20,7 +20,7 @@ SVP_PROXY = {"preact20": "preact8", "preact14": "preact8", "preact56": "preact20
 # Fields that only shape the target phase: runs that differ in these alone select the same samples.
 TARGET_FIELDS = ("eval_at", "target_epochs", "target_steps", "fusion", "kd", "fill", "fusion_scope", "test_size",
                  "curve_every", "curve_size")
-TARGET_TRAIN_FIELDS = ("kd_alpha", "kd_temperature")
+TARGET_TRAIN_FIELDS = ("kd_alpha", "kd_temperature", "kd_schedule")
 
 
 @dataclass

@@ -297,7 +297,8 @@ class ActiveRun:
         """Claim ``out`` (same config, or new), then execute every step not yet completed there."""
         extra = {"pool": len(self.pool.train), "initial_count": self.initial, "budget_counts": self.budgets,
                  "eval_at_counts": self.eval_at}
-        with RunDirectory.claim(self.out, "run", self.config.to_dict(), overwrite=self.overwrite, extra=extra):
+        with RunDirectory.claim(self.out, "run", self.config.to_dict(), overwrite=self.overwrite, extra=extra,
+                                upgrade=lambda d: ActiveConfig.from_dict(d).to_dict()):
             self.ckpt.mkdir(parents=True, exist_ok=True)
             self.state = RunState(self.out, len(self.pool.train))
             return self.steps()
@@ -417,7 +418,8 @@ def method_settings(cfg: ActiveConfig) -> str:
     parts = [f"selector {selector}"]
     if cfg.method == "prunefuse":
         parts.append(f"fusion {cfg.fill}/{cfg.fusion_scope}" if cfg.fusion else "no fusion")
-        parts.append(f"KD α={cfg.train['kd_alpha']:g} T={cfg.train['kd_temperature']:g}" if cfg.kd else "no KD")
+        decay = ", decayed" if cfg.train["kd_schedule"] == "decay" else ""
+        parts.append(f"KD α={cfg.train['kd_alpha']:g} T={cfg.train['kd_temperature']:g}{decay}" if cfg.kd else "no KD")
     return ", ".join(parts)
 
 

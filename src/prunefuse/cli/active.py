@@ -28,7 +28,7 @@ from .args import (
 # The embedded demo: 1,347 8x8 digits train in minutes with small batches and epochs alone.
 DIGITS_PRESET = {"budgets": [0.1, 0.2, 0.3], "selector_epochs": 20, "target_epochs": 30, "selector_steps": 0,
                  "target_steps": 0, "curve_every": 1, "train": {"batch_size": 32}}
-KD_OPTIONS = ("kd_alpha", "kd_temperature")
+KD_OPTIONS = ("kd_alpha", "kd_temperature", "kd_schedule")
 
 
 def add_active_arguments(p: argparse.ArgumentParser) -> None:
@@ -67,6 +67,7 @@ def add_active_arguments(p: argparse.ArgumentParser) -> None:
                    f"(default {d.train['kd_alpha']})")
     g.add_argument("--kd-temperature", type=POSITIVE, help=f"KD softmax temperature (default "
                    f"{d.train['kd_temperature']})")
+    g.add_argument("--kd-schedule", help="constant (default) or decay: the distillation weight falls linearly to 0")
     g.add_argument("--no-fusion", action="store_true", help="train the target from scratch on the selection")
     g.add_argument("--fill", help="positions fusion does not cover: reinit (default), init, zero")
     g.add_argument("--fusion-scope", help="all (default) or conv (the authors' variant)")

@@ -1,10 +1,11 @@
-"""The real-pool workflow: ``select`` the next samples to label from your own unlabeled images."""
+"""The real-pool workflow: ``select`` the next samples to label from your own unlabeled images,
+``label`` them in a browser, ``fit`` the final network and ``predict`` with it."""
 
 from __future__ import annotations
 
 import argparse
 
-from ..active.pool import PoolConfig, select_from_pool
+from ..active.pool import FitConfig, PoolConfig, fit_from_pool, predict_images, select_from_pool
 from .args import COUNT, FRACTION, NON_NEGATIVE_INT, POSITIVE, SEED, names, number
 
 
@@ -51,6 +52,66 @@ def select_command(args):
     print(f"wrote {len(rows)} samples to label to {args.out}")
 
 
+def label_arguments(p: argparse.ArgumentParser) -> None:
+    add_pool_arguments(p)
+    p.add_argument("--queue", required=True, help="the CSV select wrote (id,score); \"Pick the next N\" on the page "
+                   "refills it")
+    p.add_argument("--selection", help="strategy for \"Pick the next N\" (default least_confidence)")
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on; the default answers this machine only")
+    p.add_argument("--port", type=number(0, 65535, integer=True), default=8765, help="0 picks a free port")
+
+
+def label_command(args):
+    from ..active.label_server import serve
+    from ..active.labeling import LabelingSession
+
+    session = LabelingSession(args.pool, args.labels, args.queue, args.classes, args.workspace, args.selection)
+    serve(session, args.host, args.port)
+
+
+def fit_arguments(p: argparse.ArgumentParser) -> None:
+    d = FitConfig()
+    add_pool_arguments(p)
+    p.add_argument("--out", required=True, help="directory to write: model.safetensors, model.json, results.json")
+    p.add_argument("--val-fraction", type=number(0, 1, closed="left"), default=d.val_fraction,
+                   help="share of the labels held out to measure the final network (0: train on all)")
+    p.add_argument("--epochs", type=COUNT, default=d.epochs, help="epochs of the fused network's training (the "
+                   "final selector fit follows the workspace's settings)")
+    p.add_argument("--steps", type=NON_NEGATIVE_INT, default=d.steps, help="at least this many optimizer steps")
+    p.add_argument("--kd", action=argparse.BooleanOptionalAction,
+                   help=f"distil from the trained selector (default {'on' if d.kd else 'off'}, as in ActiveConfig)")
+    p.add_argument("--fill", help=f"positions fusion does not cover: reinit, init, zero (default {d.fill})")
+    p.add_argument("--fusion-scope", help=f"all or conv (default {d.fusion_scope})")
+    p.add_argument("--overwrite", action="store_true", help="start --out afresh (other labels or settings)")
+    p.add_argument("--quiet", action="store_true")
+
+
+def fit_command(args):
+    given = {k: getattr(args, k) for k in ("kd", "fill", "fusion_scope") if getattr(args, k) is not None}
+    settings = FitConfig(val_fraction=args.val_fraction, epochs=args.epochs, steps=args.steps, **given)
+    results = fit_from_pool(args.pool, args.labels, args.out, settings, args.workspace, args.classes, args.quiet,
+                            args.overwrite)
+    accuracy = results["validation_accuracy"]
+    measured = (f"validation accuracy {accuracy:.4f} on {results['validation']} held-out labels"
+                if accuracy is not None else "no labels held out")
+    print(f"wrote {args.out}: trained on {results['train']} labels, {measured}")
+
+
+def predict_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--model", required=True, help="the --out directory of prunefuse fit")
+    p.add_argument("--images", required=True, help="image folder or .npz (x, optional ids), read as select reads "
+                   "--pool")
+    p.add_argument("--out", required=True, help="CSV to write: id,label,confidence")
+
+
+def predict_command(args):
+    rows = predict_images(args.model, args.images, args.out)
+    print(f"wrote {len(rows)} predictions to {args.out}")
+
+
 COMMANDS = {
     "select": (select_arguments, select_command, "pick the next samples to label from a real unlabeled pool"),
+    "label": (label_arguments, label_command, "label the queued samples in a browser page served on this machine"),
+    "fit": (fit_arguments, fit_command, "fuse the selector into the dense network and train it on the labels"),
+    "predict": (predict_arguments, predict_command, "predict a class for every image with the network fit wrote"),
 }

@@ -53,28 +53,46 @@ def read_pool(path: str | Path, image_size: int | None = None) -> UnlabeledPool:
     return pool
 
 
-def read_label_rows(path: str | Path) -> list[tuple[str, str]]:
-    """``(id, label)`` rows of a labels CSV; a UTF-8 BOM and CRLF line ends (spreadsheets) are fine."""
+def read_csv_rows(path: str | Path, columns: tuple[str, ...], what: str) -> list[tuple[str, ...]]:
+    """The ``columns`` of every row of a CSV (``what`` names the file in errors); a UTF-8 BOM and CRLF
+    line ends (spreadsheets) are fine."""
     path = Path(path)
+    header = ",".join(columns)
     if not path.is_file():
-        raise UserError(f"{path}: no such labels file; write a CSV with the header id,label")
+        raise UserError(f"{path}: no such {what} file; write a CSV with the header {header}")
     try:
         with open(path, newline="", encoding="utf-8-sig") as f:
             reader = csv.DictReader(f)
             fields = [n.strip() for n in reader.fieldnames or []]
-            if not {"id", "label"} <= set(fields):
-                raise UserError(f"{path}: the header must name the columns id and label, found {fields[:4]}")
+            if not set(columns) <= set(fields):
+                raise UserError(f"{path}: the header must name the columns {' and '.join(columns)}, found {fields[:4]}")
             reader.fieldnames = fields
             rows = []
             for line, r in enumerate(reader, start=2):
-                if r.get("id") is None or r.get("label") is None:
-                    raise UserError(f"{path}:{line}: the row has fewer columns than the header; write id,label")
-                rows.append((r["id"].strip(), r["label"].strip()))
+                if any(r.get(c) is None for c in columns):
+                    raise UserError(f"{path}:{line}: the row has fewer columns than the header; write {header}")
+                rows.append(tuple(r[c].strip() for c in columns))
     except UnicodeDecodeError as e:
-        raise UserError(f"{path}: not UTF-8 text ({e}); save the labels as a UTF-8 CSV") from None
+        raise UserError(f"{path}: not UTF-8 text ({e}); save the {what} as a UTF-8 CSV") from None
     except csv.Error as e:
         raise UserError(f"{path}: not a readable CSV ({e})") from None
     return rows
+
+
+def read_label_rows(path: str | Path) -> list[tuple[str, str]]:
+    """``(id, label)`` rows of a labels CSV."""
+    return read_csv_rows(path, ("id", "label"), "labels")  # type: ignore[return-value]
+
+
+def read_queue(path: str | Path, pool: UnlabeledPool) -> list[str]:
+    """The ids of a queue that ``select`` wrote (CSV ``id,score``), checked against the pool."""
+    ids = [i for (i,) in read_csv_rows(path, ("id",), "queue")]
+    position = pool.position()
+    unknown = [i for i in ids if i not in position]
+    if unknown:
+        raise UserError(f"{path}: id '{unknown[0]}' is not in the pool ({len(unknown)} such ids); write the queue "
+                        "with prunefuse select on this pool")
+    return list(dict.fromkeys(ids))
 
 
 def read_labels(path: str | Path, pool: UnlabeledPool, classes: list[str] | None) -> tuple[list[int], list[str],

@@ -14,6 +14,7 @@ import socket
 import sys
 import time
 import zlib
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -115,19 +116,21 @@ def stored_config(saved: dict) -> dict | None:
 class RunDirectory:
     """The directory one command's run owns. ``claim`` checks and locks it; ``release`` unlocks it."""
 
-    def __init__(self, path: str | os.PathLike, command: str, config: dict):
-        self.path, self.command, self.config = Path(path), command, config
+    def __init__(self, path: str | os.PathLike, command: str, config: dict, upgrade: Callable | None = None):
+        self.path, self.command, self.config, self.upgrade = Path(path), command, config, upgrade
         self.locked = False
 
     @classmethod
     def claim(cls, path: str | os.PathLike, command: str, config: dict, *, overwrite: bool = False,
-              extra: dict | None = None, lock: bool = True) -> RunDirectory:
+              extra: dict | None = None, lock: bool = True, upgrade: Callable | None = None) -> RunDirectory:
         """Make ``path`` this run's directory: empty or new, or one the same command made with the same
         config (its finished steps are then reused). Another config or command, a folder prunefuse did
-        not make, or a live lock is refused with a one-line error before anything is written."""
+        not make, or a live lock is refused with a one-line error before anything is written.
+        ``upgrade`` reads a saved config into today's schema (fields added since take their defaults,
+        which keep the behaviour of the version that wrote it) before the two are compared."""
         from ..distributed import barrier, is_main
 
-        run = cls(path, command, config)
+        run = cls(path, command, config, upgrade)
         if is_main():
             run.check(overwrite)
             try:
@@ -183,6 +186,12 @@ class RunDirectory:
             raise UserError(f"{self.path} holds a '{saved['command']}' run, not a '{self.command}' one; "
                             f"{OUT_HINT}")
         theirs = stored_config(saved)
+        if self.upgrade is not None and theirs is not None:
+            try:
+                theirs = self.upgrade(theirs)
+            except UserError as e:
+                raise UserError(f"{self.path} holds a {self.command} run whose config cannot be read ({e}); "
+                                f"{OUT_HINT}") from None
         keys = differing_keys(theirs, self.config)
         if keys:
             raise UserError(f"{self.path} holds a {self.command} run with another config "

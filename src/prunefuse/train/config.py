@@ -11,6 +11,7 @@ from ..validation import check_choice, check_field_types, check_number, check_se
 
 SCHEDULES = ("piecewise", "onecycle", "cosine", "constant")
 AMP_MODES = ("auto", "off", "bf16", "fp16")
+KD_SCHEDULES = ("constant", "decay")
 
 
 @dataclass
@@ -35,6 +36,7 @@ class TrainConfig:
     seed: int = 0
     kd_alpha: float = 0.5
     kd_temperature: float = 4.0
+    kd_schedule: str = "constant"  # "decay": the distillation weight (1 - alpha) falls linearly to 0
 
     def __post_init__(self) -> None:
         check_field_types(self)
@@ -54,6 +56,7 @@ class TrainConfig:
         check_device(self.device)
         check_number("kd_alpha", self.kd_alpha, 0, 1)
         check_number("kd_temperature", self.kd_temperature, 0, closed="neither")
+        check_choice("kd_schedule", self.kd_schedule, KD_SCHEDULES)
 
     def to_dict(self) -> dict:
         return asdict(self)

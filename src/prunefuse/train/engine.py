@@ -21,7 +21,7 @@ from ..io.storage import append_jsonl
 from .config import TrainConfig
 from .distill import kd_loss
 from .objective import CrossEntropy, Objective
-from .runtime import autocast, autocast_dtype, configure_threads, resolve_device, use_channels_last
+from .runtime import autocast, autocast_dtype, configure_threads, resolve_device
 from .schedule import make_scheduler
 
 
@@ -46,13 +46,20 @@ def default_flip(dataset_name: str) -> bool:
     return info.flip if info else True
 
 
+def kd_alpha(config: TrainConfig, step: int, total: int) -> float:
+    """The cross-entropy weight at ``step``: constant, or rising linearly to 1 so that distillation
+    shapes the start of training and the labels alone its end."""
+    if config.kd_schedule == "constant":
+        return config.kd_alpha
+    return min(1.0, config.kd_alpha + (1 - config.kd_alpha) * step / max(total, 1))
+
+
 def progress_enabled(quiet: bool) -> bool:
     return not quiet and sys.stderr.isatty() and distributed.is_main()
 
 
 def prepare_model(model: nn.Module, device: torch.device, channels_last: bool) -> tuple[nn.Module, bool]:
-    """Move to the device and pick the memory format; returns the model and whether it is channels_last."""
-    channels_last = use_channels_last(model, device, channels_last)
+    """Move to the device in the memory format asked for; returns the model and whether it is channels_last."""
     model = model.to(device, memory_format=torch.channels_last if channels_last else torch.contiguous_format)
     return model, channels_last
 
@@ -177,7 +184,8 @@ def fit(model: nn.Module, train: Dataset, config: TrainConfig, test: Dataset | N
                 if teacher is not None:
                     with torch.no_grad():
                         teacher_logits = teacher(x.contiguous(memory_format=teacher_format))
-                    loss = kd_loss(logits, teacher_logits, y, config.kd_alpha, config.kd_temperature,
+                    loss = kd_loss(logits, teacher_logits, y, kd_alpha(config, scheduler.last_epoch, result.steps),
+                                   config.kd_temperature,
                                    config.label_smoothing)
                 else:
                     loss = objective.loss(logits, y)

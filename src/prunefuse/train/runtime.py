@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import contextlib
-import logging
 import os
 
 import torch
-from torch import nn
 
 from ..errors import UserError
 
@@ -51,32 +49,3 @@ def autocast(device: torch.device, dtype: torch.dtype | None):
     if dtype is None:
         return contextlib.nullcontext()
     return torch.autocast(device_type=device.type, dtype=dtype)
-
-
-def channels_last_hazard(model: nn.Module) -> str | None:
-    """torch 2.13's CPU backward of a 1x1 stride-2 convolution in channels_last corrupts the heap
-    when the layer has 2 to 7 input channels (measured; pruned shortcuts reach such widths).
-    Returns the first such layer's name."""
-    for name, m in model.named_modules():
-        if (isinstance(m, nn.Conv2d) and m.kernel_size == (1, 1) and max(m.stride) > 1
-                and 1 < m.in_channels < 8):
-            return name
-    return None
-
-
-_WARNED: set[str] = set()
-
-
-def use_channels_last(model: nn.Module, device: torch.device, requested: bool) -> bool:
-    if not requested:
-        return False
-    if device.type == "cpu":
-        hazard = channels_last_hazard(model)
-        if hazard:
-            if hazard not in _WARNED:
-                _WARNED.add(hazard)
-                logging.getLogger("prunefuse").warning(
-                    "channels_last off: layer %s (1x1, stride 2, %d input channels) would crash the CPU kernel",
-                    hazard, model.get_submodule(hazard).in_channels)
-            return False
-    return True
