@@ -1,6 +1,6 @@
-"""How PAM's MI thresholds set the share of neurons each task owns, before any pruning: for each
-(alpha_conv, alpha_fc) pair, the group widths per layer and the dense merged network's FLOPs for one
-task against all tasks, next to one single-task network.
+"""How PAM's MI grouping splits the neurons, before any pruning: for the chance-level thresholds (the
+default) and a few fixed ones (nats per label variable), the group widths per layer and the dense
+merged network's FLOPs for one task against all tasks, next to one single-task network.
 
     python bench/pam_grouping.py --checkpoints runs/X/singles/task0,runs/X/singles/task1 --tasks 0-4,5-9
 
@@ -19,7 +19,7 @@ from prunefuse.merge.grouped import SHARED
 from prunefuse.merge.pam import pam_groups
 from prunefuse.merge.pipeline import MergeRun
 
-ALPHAS = [(0.01, 0.05), (0.1, 0.3), (0.3, 1.0), (1.0, 1.5)]
+ALPHAS = [(None, None), (0.02, 0.02), (0.05, 0.05), (0.1, 0.1)]
 
 
 def main() -> None:
@@ -40,13 +40,13 @@ def main() -> None:
     header(f"PAM grouping against the MI thresholds: {n} tasks, {config.arch}")
     rows = []
     for conv, fc in ALPHAS:
-        groups = pam_groups(singles, x, labels, {"conv": conv, "linear": fc})
+        groups = pam_groups(singles, x, labels, {"conv": conv, "linear": fc}, config.single.seed)
         net = assemble(singles, groups)
         widths = " / ".join(f"{len(g[SHARED])}+" + "+".join(str(len(v)) for k, v in g.items() if k != SHARED)
                             for g in groups)
         one = sum(net.analytic_macs([t]) for t in range(n)) / n
         every = net.analytic_macs(list(range(n)))
-        rows.append({"alpha conv / fc": f"{conv} / {fc}", "widths per layer (shared+exclusive)": widths,
+        rows.append({"alpha conv / fc": "chance level" if conv is None else f"{conv} / {fc}", "widths per layer (shared+exclusive)": widths,
                      "one task / single net": f"{one / single:.2f}", "all tasks / single net": f"{every / single:.2f}",
                      "one task / all tasks": f"{one / every:.2f}"})
     table(rows)

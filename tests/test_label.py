@@ -454,6 +454,17 @@ def test_pick_the_next_n_refills_the_queue_with_progress(pool):
     assert after["id"] == queue[0] and (after["done"], after["total"]) == (0, 7)
 
 
+def test_the_workspace_remembers_the_classes_and_their_order(pool):
+    (pool / "labels.csv").write_text("id,label\npart0/s0,c\npart1/s1,a\n")
+    select_again = ["select", "--pool", pool / "pool.npz", "--labels", pool / "labels.csv", "--budget", 3, "--out",
+                    pool / "queue.csv", *TINY_SELECTOR]
+    assert cli(*select_again, "--classes", "c,b,a") == 0
+    assert cli(*select_again) == 0  # not the sorted labels (a, c), which the workspace would refuse
+    assert json.loads((pool / "prunefuse-work" / "config.json").read_text())["config"]["classes"] == ["c", "b", "a"]
+    assert LabelingSession(pool / "pool.npz", pool / "labels.csv", pool / "queue.csv").next()["classes"] == \
+        ["c", "b", "a"]
+
+
 def test_split_labels_is_seeded_and_stratified():
     names = ["a"] * 10 + ["b"] * 5 + ["c"] * 2
     train, held = split_labels(names, 0.2, 7)
@@ -563,4 +574,5 @@ def test_fit_settings_follow_active_defaults():
     d, f = ActiveConfig(), FitConfig()
     assert (f.kd, f.fill, f.fusion_scope, f.epochs, f.steps) == (d.kd, d.fill, d.fusion_scope, d.target_epochs,
                                                                  d.target_steps)
-    assert (f.kd_alpha, f.kd_temperature) == (d.train["kd_alpha"], d.train["kd_temperature"])
+    assert (f.kd_alpha, f.kd_temperature, f.kd_schedule) == (d.train["kd_alpha"], d.train["kd_temperature"],
+                                                             d.train["kd_schedule"])

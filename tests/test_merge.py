@@ -8,14 +8,23 @@ import torch
 from conftest import FASHION_DIR
 from prunefuse import models
 from prunefuse.cli import main
-from prunefuse.data import DataSpec
+from prunefuse.data import DataSpec, Normalizer
 from prunefuse.errors import UserError
 from prunefuse.io import checkpoint
-from prunefuse.merge import GroupedNet, MergeConfig, PruneConfig, TaskSet, assemble, from_classifier, mtz_merge
+from prunefuse.merge import (
+    GroupedNet,
+    MergeConfig,
+    MultiTaskObjective,
+    PruneConfig,
+    TaskSet,
+    assemble,
+    from_classifier,
+    mtz_merge,
+)
 from prunefuse.merge.grouped import Plan, plan_of
 from prunefuse.merge.mtz import greedy_matching, pair_cost, zip_layer
-from prunefuse.merge.mutual_info import irrelevant_neurons, mutual_information, pairwise_sq_dists
-from prunefuse.merge.pam import pam_groups
+from prunefuse.merge.mutual_info import irrelevant_neurons, mutual_information, pairwise_sq_dists, standardise
+from prunefuse.merge.pam import pam_groups, split_layer
 from prunefuse.merge.pipeline import run_merge
 from prunefuse.merge.report import merge_tables
 from prunefuse.merge.subsets import all_subsets, subset_flops
@@ -48,7 +57,7 @@ def test_tasks_parse_and_label_with_other():
 
 
 @pytest.mark.parametrize("text, message", [("0-4", "at least two tasks"), ("0-4,4-9", "must not overlap"),
-                                           ("0-4,7-5", "empty"), ("0-4,5-12", "outside"), ("a-b,1", "class range")])
+                                           ("0-4,7-5", "empty"), ("0-4,5-12", "outside"), ("a-b,1", "must be a range")])
 def test_bad_tasks_are_refused(text, message):
     with pytest.raises(UserError, match=message):
         TaskSet.parse(text, num_classes=10)
@@ -58,23 +67,119 @@ def test_bad_tasks_are_refused(text, message):
 def test_mi_of_independent_variable_is_about_zero():
     g = torch.Generator().manual_seed(0)
     y = torch.randint(0, 2, (1000,), generator=g)
-    t = torch.rand(1000, 1, generator=g) * 0.3  # kernel width (sigma ~0.32) spans the data
+    t = torch.rand(1000, 1, generator=g) * 0.3
     assert abs(mutual_information(t, y)) < 0.01
 
 
 @pytest.mark.parametrize("classes", [2, 4])
-def test_mi_of_copied_labels_is_label_entropy(classes):
+def test_mi_of_copied_labels_is_near_the_label_entropy(classes):
     y = torch.arange(400) % classes
-    t = y[:, None].float() * 10  # classes far apart relative to the kernel
-    assert mutual_information(t, y) == pytest.approx(math.log(classes), abs=1e-4)
+    t = y[:, None].float() * 10 + torch.rand(400, 1, generator=torch.Generator().manual_seed(0))
+    assert mutual_information(t, y) == pytest.approx(math.log(classes), abs=0.05)
+
+
+def test_mi_matches_scikit_learn_and_ignores_the_scale():
+    from sklearn.feature_selection import mutual_info_classif
+
+    g = torch.Generator().manual_seed(1)
+    y = torch.randint(0, 3, (300,), generator=g)
+    t = y[:, None].double() + torch.randn(300, 1, generator=g, dtype=torch.float64)
+    ours = mutual_information(t, y)
+    assert ours == pytest.approx(float(mutual_info_classif(((t - t.mean()) / t.std()).numpy(), y.numpy(),
+                                                           n_neighbors=3, random_state=0)[0]), abs=0.01)
+    for scale in (0.01, 100.0):
+        assert mutual_information(t * scale, y) == pytest.approx(ours, abs=1e-6)
+
+
+def layer_with_known_relevance(scale: float = 1.0):
+    """Two tasks with independent binary labels; per network 9 noise neurons at three scales, and one
+    neuron copying task 0's label (net 0), task 1's (net 1), and one feeding both (net 1)."""
+    g = torch.Generator().manual_seed(0)
+    n = 256
+    y0, y1 = (torch.rand(n, generator=g) > 0.5).long(), (torch.rand(n, generator=g) > 0.5).long()
+
+    def noise():
+        return torch.relu(torch.cat([torch.randn(n, 3, generator=g) * s for s in (0.01, 1.0, 100.0)], 1))
+
+    def jitter():
+        return 0.2 * torch.rand(n, 1, generator=g)
+
+    net0 = torch.cat([noise(), y0[:, None].float() + jitter()], 1)
+    net1 = torch.cat([noise(), y1[:, None].float() + jitter(), (y0 + 2 * y1)[:, None].float() + jitter()], 1)
+    return [net0 * scale, net1 * scale], [[y0], [y1]]
+
+
+@pytest.mark.parametrize("scale", [0.01, 1.0, 100.0])
+def test_grouping_drops_noise_and_separates_exclusive_from_shared_at_any_scale(scale):
+    acts, labels = layer_with_known_relevance(scale)
+    groups, thresholds = split_layer(acts, labels)
+    assert groups["t0"] == [((0, 9),)] and groups["t1"] == [((1, 9),)]
+    assert groups["shared"] == [((1, 10),)]
+    assert all(0 < a < 0.2 for a in thresholds)
 
 
 def test_greedy_search_keeps_informative_neurons_out_of_the_irrelevant_set():
     g = torch.Generator().manual_seed(0)
     y = torch.randint(0, 2, (128,), generator=g)
     acts = torch.stack([torch.zeros(128), y.float() * 5, torch.rand(128, generator=g) * 0.01, -y.float() * 3], 1)
-    chosen = irrelevant_neurons(pairwise_sq_dists(acts), y, alpha=0.01)
+    chosen = irrelevant_neurons(pairwise_sq_dists(standardise(acts)), [y], alpha=0.05)
     assert sorted(chosen) == [0, 2]
+
+
+def test_attribute_tasks_overlap_and_label_each_attribute():
+    tasks = TaskSet.parse("0-2,2-3", num_classes=4, attributes=True)
+    assert tasks.head_sizes == [3, 2]
+    y = torch.tensor([[1, 0, 1, 0], [0, 1, 0, 1]])
+    assert tasks.labels(y, 1).tolist() == [[1, 0], [0, 1]]
+    assert [v.tolist() for v in tasks.label_variables(y, 0)] == [[1, 0], [0, 1], [1, 0]]
+    objective = MultiTaskObjective(tasks)
+    logits = torch.tensor([[5.0, -5.0, 5.0, 5.0, 5.0], [-5.0, 5.0, -5.0, -5.0, 5.0]])  # one attribute wrong
+    assert objective.accuracies(logits, y) == {0: 1.0, 1: 0.75}
+    assert objective.loss(logits, y) > 0
+    with pytest.raises(UserError, match="same attributes"):
+        TaskSet.parse("0-1,0-1", attributes=True)
+
+
+def test_grids_hold_four_items_and_mark_their_classes():
+    from prunefuse.data.grid import compose_grids
+
+    items = torch.arange(8, dtype=torch.uint8).view(8, 1, 1, 1).expand(8, 1, 2, 2).contiguous()
+    images, present = compose_grids(items, torch.tensor([0, 1, 2, 3, 0, 0, 1, 1]), 4,
+                                    torch.Generator().manual_seed(0))
+    assert images.shape == (2, 1, 4, 4) and present.shape == (2, 4)
+    for image, row in zip(images, present, strict=True):
+        tiles = {int(image[0, r, c]) for r in (0, 2) for c in (0, 2)}
+        classes = {[0, 1, 2, 3, 0, 0, 1, 1][i] for i in tiles}
+        assert len(tiles) == 4 and set(row.nonzero().flatten().tolist()) == classes
+
+
+def test_vib_gates_fold_exactly_and_a_strong_penalty_prunes():
+    from prunefuse.data.dataset import Dataset
+    from prunefuse.merge.vib import Gates, vib_prune
+
+    net = lenet_single(0)
+    x = torch.randn(6, *LENET_SHAPE)
+    net.eval()
+    net.gates = Gates(net)
+    net.gates.eval()
+    for mu in net.gates.mu.values():
+        mu.data.uniform_(-1, 2)
+    reference = net(x)
+    gates, net.gates = net.gates, None
+    for layer, units in enumerate(net.units):
+        for group in units:
+            keep = gates.signal(layer, group) > 0.99
+            net.scale_outputs(layer, group, gates.mu[f"l{layer}_{group}"].detach() * keep)
+    torch.testing.assert_close(net(x), reference, atol=1e-5, rtol=1e-4)
+    g = torch.Generator().manual_seed(0)
+    train = Dataset(torch.randint(0, 255, (64, *LENET_SHAPE), dtype=torch.uint8, generator=g),
+                    torch.randint(0, 10, (64,), generator=g), [str(i) for i in range(10)], "toy", "train")
+    tasks = TaskSet.parse("0-1,2-9")
+    pruned = vib_prune(lenet_single(0), train, Normalizer([0.5], [0.25]), MultiTaskObjective(tasks, (0,)),
+                       strength=50.0, epochs=3, train_config=TrainConfig(batch_size=16), lr=0.1)
+    before, after = lenet_single(0).widths, pruned.widths
+    assert sum(w["shared"] for w in after) < sum(w["shared"] for w in before)
+    assert all(w["shared"] >= 1 for w in after)
 
 
 # --- grouped network -------------------------------------------------------------------------------
@@ -200,13 +305,10 @@ def test_merging_two_identical_networks_shares_everything():
     single = lenet_single(0)
     x = torch.randn(64, *LENET_SHAPE)
     labels = single(x).argmax(1)
-    for alpha in (None, {"conv": 0.0, "linear": 0.0}):  # the reference thresholds, and dropping only dead neurons
-        groups = pam_groups([single, single], x, [labels, labels], alpha=alpha)
-        assert all(layer["shared"] and not layer["t0"] and not layer["t1"] for layer in groups)
+    groups = pam_groups([single, single], x, [[labels], [labels]])
+    assert all(layer["shared"] and not layer["t0"] and not layer["t1"] for layer in groups)
     merged = assemble([single, single], groups).eval()
     assert all(w["t0"] == 0 and w["t1"] == 0 for w in merged.widths)
-    out = single(x)  # neurons with MI <= 0 are (nearly) constant, so dropping them keeps the function
-    torch.testing.assert_close(merged(x), torch.cat([out, out], 1), atol=2e-3, rtol=1e-3)
 
 
 def one_shared_neuron_groups(a: GroupedNet, b: GroupedNet) -> list[dict]:
@@ -279,7 +381,7 @@ def test_mtz_zipping_identical_networks_fully_is_function_preserving():
 
 
 def test_the_report_names_methods_that_missed_the_tolerance():
-    subsets = [{"tasks": [0], "flops": 2e6, "latency_ms": 1.0}]
+    subsets = [{"tasks": [0], "flops": 2e6, "latency_ms": {"1": 0.1, "64": 1.0}}]
     results = {"tasks": [[0, 1]], "single_task": {"test_accuracy": {0: 0.9}},
                "methods": {"pam": {"subsets": subsets, "test_accuracy": {0: 0.9}, "within_tolerance": True},
                            "shared": {"subsets": subsets, "test_accuracy": {0: 0.7}, "within_tolerance": False}}}
@@ -308,7 +410,8 @@ def test_merge_run_writes_results_for_every_method_and_subset(fashion_merge):
     for method in saved["methods"].values():
         assert [s["tasks"] for s in method["subsets"]] == [[0], [1], [0, 1]]
         for s in method["subsets"]:
-            assert s["flops"] > 0 and s["latency_ms"] > 0 and set(s["accuracy"]) == {str(t) for t in s["tasks"]}
+            assert s["flops"] > 0 and set(s["latency_ms"]) == {"1", "64"} and min(s["latency_ms"].values()) > 0
+            assert set(s["accuracy"]) == {str(t) for t in s["tasks"]}
             assert all(0.4 < a <= 1 for a in s["accuracy"].values())
     nomerge = saved["methods"]["nomerge"]["subsets"]
     assert nomerge[2]["flops"] == nomerge[0]["flops"] + nomerge[1]["flops"]

@@ -50,13 +50,18 @@ class LabelStore:
         self.lock = threading.Lock()
         self.written: list[str] = []  # the ids this store appended, newest last: what undo takes back
         check_output_file(self.path, "--labels")
-        if not self.path.is_file() or self.path.stat().st_size == 0:
-            write_text(self.path, csv_line(*HEADER))
-        with self.locked() as fd:
-            self.repaired = self.repair(fd, pool)
-            positions, names, self.classes = read_labels(self.path, pool, classes)
-            self.labels = {pool.ids[p]: n for p, n in zip(positions, names, strict=True)}
-            self.version = version(self.path)
+        try:
+            if not self.path.is_file() or self.path.stat().st_size == 0:
+                write_text(self.path, csv_line(*HEADER))
+                fsync_dir(self.path.parent)
+            with self.locked() as fd:
+                self.repaired = self.repair(fd, pool)
+                positions, names, self.classes = read_labels(self.path, pool, classes)
+                self.labels = {pool.ids[p]: n for p, n in zip(positions, names, strict=True)}
+                self.version = version(self.path)
+        except OSError as e:
+            raise UserError(f"--labels {self.path}: cannot write it ({e.strerror or e}); choose a file you can "
+                            "write") from None
         if not self.classes:
             raise UserError(f"{self.path}: no labels yet and no class names known; pass --classes a,b,c")
 

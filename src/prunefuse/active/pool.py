@@ -25,6 +25,7 @@ from ..io.storage import csv_text, read_json, write_json, write_text
 from ..pruning import FILLS, SCOPES, ChannelMap, fuse, prune, save_pruned
 from ..selection import STRATEGIES, select
 from ..train import TrainConfig, evaluate, fit, predict
+from ..train.config import KD_SCHEDULES
 from ..validation import check_choice, check_number, check_seed
 from .config import ActiveConfig
 
@@ -168,12 +169,16 @@ class Workspace:
 
 def open_pool(pool_path: str | Path, labels_path: str | Path, config: PoolConfig,
               classes: list[str] | None, workspace: str | Path | None) -> tuple[Workspace, list[int], list[str]]:
+    """The pool, its labels and the workspace; the classes are ``classes``, else those the workspace
+    was made with, else the pool's, else the labels seen."""
+    workspace = Path(workspace) if workspace else default_workspace(labels_path)
+    saved = None if classes else saved_workspace(workspace)
     pool = read_pool(pool_path, config.image_size)
-    positions, names, classes = read_labels(labels_path, pool, classes)
+    positions, names, classes = read_labels(labels_path, pool, classes or (saved[1] if saved else None))
     if len(set(names)) < 2:
         raise UserError(f"{labels_path}: label samples of at least two classes first (found "
                         f"{len(positions)} labels of {len(set(names))} class)")
-    return Workspace(workspace or default_workspace(labels_path), config, pool, classes), positions, names
+    return Workspace(workspace, config, pool, classes), positions, names
 
 
 def select_from_pool(pool_path: str | Path, labels_path: str | Path, budget: int, out: str | Path,
@@ -222,6 +227,7 @@ class FitConfig:
     fusion_scope: str = ActiveConfig.fusion_scope
     kd_alpha: float = field(default_factory=lambda: ActiveConfig().train["kd_alpha"])
     kd_temperature: float = field(default_factory=lambda: ActiveConfig().train["kd_temperature"])
+    kd_schedule: str = field(default_factory=lambda: ActiveConfig().train["kd_schedule"])
 
     def __post_init__(self) -> None:
         check_number("val_fraction", self.val_fraction, 0, 1, closed="left")
@@ -231,6 +237,7 @@ class FitConfig:
         check_choice("fusion_scope", self.fusion_scope, SCOPES)
         check_number("kd_alpha", self.kd_alpha, 0, 1)
         check_number("kd_temperature", self.kd_temperature, 0, closed="neither")
+        check_choice("kd_schedule", self.kd_schedule, KD_SCHEDULES)
 
 
 def split_labels(names: list[str], fraction: float, seed: int) -> tuple[list[int], list[int]]:
@@ -268,8 +275,8 @@ def fit_from_pool(pool_path: str | Path, labels_path: str | Path, out: str | Pat
     if saved is None:
         raise UserError(f"{workspace}: no workspace there; run prunefuse select first (it makes the pruned "
                         "selector that fit fuses), or pass its --workspace")
-    config, known = saved
-    space, positions, names = open_pool(pool_path, labels_path, config, classes or known, workspace)
+    space, positions, names = open_pool(pool_path, labels_path, saved[0], classes, workspace)
+    config = space.config
     train_part, held_out = split_labels(names, settings.val_fraction, derive_seed(config.seed, "validation"))
     train = space.labeled([positions[i] for i in train_part], [names[i] for i in train_part])
     validation = space.labeled([positions[i] for i in held_out], [names[i] for i in held_out])
@@ -287,7 +294,8 @@ def fit_from_pool(pool_path: str | Path, labels_path: str | Path, out: str | Pat
         model = fuse(selector, dense, cmap, settings.fill, settings.fusion_scope)
         target = TrainConfig(epochs=settings.epochs, min_steps=settings.steps, batch_size=config.batch_size,
                              lr=config.lr, schedule="onecycle", seed=derive_seed(config.seed, "target"),
-                             kd_alpha=settings.kd_alpha, kd_temperature=settings.kd_temperature)
+                             kd_alpha=settings.kd_alpha, kd_temperature=settings.kd_temperature,
+                             kd_schedule=settings.kd_schedule)
         torch.manual_seed(target.seed)
         trained = fit(model, train, target, normalizer=space.normalizer, teacher=selector if settings.kd else None,
                       quiet=quiet, desc="target")

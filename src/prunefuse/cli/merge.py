@@ -20,6 +20,7 @@ from .args import (
     add_data_arguments,
     names,
     number,
+    number_list,
 )
 
 # 1,500 8x8 training images: small batches and small fine-tuning rounds.
@@ -31,7 +32,8 @@ def merge_arguments(p: argparse.ArgumentParser) -> None:
     d, dp = MergeConfig(), PruneConfig()
     add_data_arguments(p)
     p.add_argument("--tasks", default=d.tasks, help="class sets, e.g. 0-4,5-9 or 0-1,2-3,4-5,6-7,8-9 (1+3+7 lists "
-                   "single classes); task t is classification over its classes plus 'other'")
+                   "single classes): task t classifies its classes plus 'other'; on an attribute dataset "
+                   "(fashion-mnist-grid) attribute sets, which may overlap: task t predicts each of its attributes")
     p.add_argument("--arch", default=d.arch, help="lenet5 (default), vgg11, vgg16")
     p.add_argument("--width", type=WIDTH, default=1.0)
     p.add_argument("--methods", type=names, default=list(d.methods), help="comma-separated: pam, nomerge, shared, mtz")
@@ -51,12 +53,17 @@ def merge_arguments(p: argparse.ArgumentParser) -> None:
                    help="joint fine-tuning after merging")
     g.add_argument("--calibration", type=number(8, integer=True), default=d.calibration,
                    help="images for MI and Hessians")
-    g.add_argument("--alpha-conv", type=NON_NEGATIVE, default=d.alpha_conv, help="PAM MI threshold for conv layers")
-    g.add_argument("--alpha-fc", type=NON_NEGATIVE, default=d.alpha_fc, help="PAM MI threshold for linear layers")
+    g.add_argument("--alpha-conv", type=NON_NEGATIVE, default=d.alpha_conv,
+                   help="PAM MI threshold for conv layers, nats per label variable (default: the chance level)")
+    g.add_argument("--alpha-fc", type=NON_NEGATIVE, default=d.alpha_fc,
+                   help="PAM MI threshold for linear layers, nats per label variable (default: the chance level)")
     g.add_argument("--mtz-share", type=number(0, 1, closed="right"), default=d.mtz_share,
                    help="fraction of neurons MTZ zips per layer")
     g = p.add_argument_group("pruning (the same for every method)")
-    g.add_argument("--importance", default=dp.importance, help="taylor (default) or magnitude")
+    g.add_argument("--importance", default=dp.importance, help="taylor (default), magnitude or vib")
+    g.add_argument("--vib-strength", type=POSITIVE, default=dp.vib_strength,
+                   help="the first VIB penalty tried; each attempt doubles it after a success, halves it after a miss")
+    g.add_argument("--vib-epochs", type=COUNT, default=dp.vib_epochs, help="gate training per VIB attempt")
     g.add_argument("--step-fraction", type=FRACTION, default=dp.step_fraction, help="share of a group pruned per step")
     g.add_argument("--tolerance", type=number(0, 1, closed="left"), default=dp.tolerance,
                    help="allowed accuracy drop per task (0.01 = 1 point)")
@@ -68,7 +75,8 @@ def merge_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--val-size", type=COUNT, help="held-out training images for the tolerance check: 5000 "
                    "(300 on digits)")
     g = p.add_argument_group("measurement")
-    g.add_argument("--latency-batch", type=COUNT, default=d.latency_batch)
+    g.add_argument("--latency-batches", type=number_list(1, integer=True), default=d.latency_batches,
+                   help="batch sizes whose forward latency is measured for every subset (default 1,64)")
     g.add_argument("--latency-repeats", type=COUNT, default=d.latency_repeats)
     p.add_argument("--quiet", action="store_true")
 
@@ -84,12 +92,13 @@ def merge_config(args) -> MergeConfig:
                          device=args.device, seed=args.seed)
     prune = PruneConfig(importance=args.importance, step_fraction=args.step_fraction, tolerance=args.tolerance,
                         min_step_fraction=args.min_step_fraction, max_steps=args.max_steps,
+                        vib_strength=args.vib_strength, vib_epochs=args.vib_epochs,
                         finetune_samples=pick("finetune_samples"))
     return MergeConfig(data=DataSpec(args.dataset, args.data_dir, args.download, args.subset, args.seed),
                        tasks=args.tasks, arch=args.arch, width=args.width, methods=args.methods, single=single,
                        merge_epochs=args.merge_epochs, calibration=args.calibration, alpha_conv=args.alpha_conv,
                        alpha_fc=args.alpha_fc, mtz_share=args.mtz_share, prune=prune, val_size=pick("val_size"),
-                       latency_batch=args.latency_batch, latency_repeats=args.latency_repeats,
+                       latency_batches=args.latency_batches, latency_repeats=args.latency_repeats,
                        checkpoints=args.checkpoints)
 
 

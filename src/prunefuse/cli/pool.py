@@ -12,7 +12,9 @@ from .args import COUNT, FRACTION, NON_NEGATIVE_INT, POSITIVE, SEED, names, numb
 def add_pool_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--pool", required=True, help="image folder or .npz (x, optional ids and classes)")
     p.add_argument("--labels", required=True, help="CSV with columns id,label for the samples labeled so far")
-    p.add_argument("--classes", type=names, help="comma-separated class names (default: those in the labels file)")
+    p.add_argument("--classes", type=names, help="comma-separated class names, in the order of the keys on the "
+                   "labeling page (default: those the workspace was made with, else the pool's, else those in the "
+                   "labels file)")
     p.add_argument("--workspace", help="where the selector and the untrained network are kept (default: "
                    "prunefuse-work beside the labels file)")
 
@@ -80,6 +82,8 @@ def fit_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--steps", type=NON_NEGATIVE_INT, default=d.steps, help="at least this many optimizer steps")
     p.add_argument("--kd", action=argparse.BooleanOptionalAction,
                    help=f"distil from the trained selector (default {'on' if d.kd else 'off'}, as in ActiveConfig)")
+    p.add_argument("--kd-schedule", help=f"constant or decay: the distillation weight falls to 0 (default "
+                   f"{d.kd_schedule})")
     p.add_argument("--fill", help=f"positions fusion does not cover: reinit, init, zero (default {d.fill})")
     p.add_argument("--fusion-scope", help=f"all or conv (default {d.fusion_scope})")
     p.add_argument("--overwrite", action="store_true", help="start --out afresh (other labels or settings)")
@@ -87,7 +91,7 @@ def fit_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def fit_command(args):
-    given = {k: getattr(args, k) for k in ("kd", "fill", "fusion_scope") if getattr(args, k) is not None}
+    given = {k: getattr(args, k) for k in ("kd", "kd_schedule", "fill", "fusion_scope") if getattr(args, k) is not None}
     settings = FitConfig(val_fraction=args.val_fraction, epochs=args.epochs, steps=args.steps, **given)
     results = fit_from_pool(args.pool, args.labels, args.out, settings, args.workspace, args.classes, args.quiet,
                             args.overwrite)

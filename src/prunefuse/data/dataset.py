@@ -12,7 +12,7 @@ from ..errors import UserError
 @dataclass
 class Dataset:
     images: torch.Tensor  # uint8, N x C x H x W
-    labels: torch.Tensor  # int64, N
+    labels: torch.Tensor  # int64: N class indices, or N x K binary attributes (then ``classes`` names them)
     classes: list[str]
     name: str
     split: str
@@ -24,13 +24,17 @@ class Dataset:
                 f"{self.name}/{self.split}: images must be uint8 N x C x H x W, got {self.images.dtype} "
                 f"with shape {tuple(self.images.shape)}; convert the data to 8-bit images"
             )
-        if self.labels.dim() != 1 or len(self.labels) != len(self.images):
+        if self.labels.dim() not in (1, 2) or len(self.labels) != len(self.images):
             raise UserError(
-                f"{self.name}/{self.split}: {len(self.images)} images but {self.labels.numel()} labels; "
+                f"{self.name}/{self.split}: {len(self.images)} images but {len(self.labels)} labels; "
                 "the image and label files do not belong together, re-extract or re-download them"
             )
         self.labels = self.labels.long()
-        if len(self.labels) and (self.labels.min() < -1 or self.labels.max() >= len(self.classes)):
+        if self.multilabel:
+            if self.labels.shape[1] != len(self.classes) or self.labels.lt(0).any() or self.labels.gt(1).any():
+                raise UserError(f"{self.name}/{self.split}: attribute labels must be 0/1, one column per attribute "
+                                f"({len(self.classes)}); found shape {tuple(self.labels.shape)}")
+        elif len(self.labels) and (self.labels.min() < -1 or self.labels.max() >= len(self.classes)):
             raise UserError(
                 f"{self.name}/{self.split}: labels must lie in 0..{len(self.classes) - 1} (-1 for unlabeled), found "
                 f"{int(self.labels.min())}..{int(self.labels.max())}; check the class list"
@@ -38,6 +42,11 @@ class Dataset:
 
     def __len__(self) -> int:
         return len(self.labels)
+
+    @property
+    def multilabel(self) -> bool:
+        """Binary attributes (several per image) rather than one class."""
+        return self.labels.dim() == 2
 
     @property
     def input_shape(self) -> tuple[int, int, int]:
@@ -67,6 +76,6 @@ def check_trainable(data: Dataset, purpose: str = "training") -> None:
     if (data.labels < 0).any():
         raise UserError(f"{data.name}/{data.split}: {int((data.labels < 0).sum())} samples have no label (-1); "
                         f"{purpose} needs a label for every sample")
-    if purpose == "training" and len(data.labels.unique()) < 2:
+    if purpose == "training" and not data.multilabel and len(data.labels.unique()) < 2:
         raise UserError(f"{data.name}/{data.split}: every sample has the same class; training needs at least two "
                         "classes")

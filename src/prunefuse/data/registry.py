@@ -12,6 +12,7 @@ from ..errors import UserError
 from .arrays import read_digits, read_npz
 from .cifar import read_cifar
 from .dataset import Dataset
+from .grid import fashion_grid
 from .idx import has_idx_files, missing_idx_files, read_idx_split
 from .images import read_image_folder, read_tiny_imagenet
 
@@ -44,6 +45,8 @@ class DatasetInfo:
 DATASETS = {
     "digits": DatasetInfo("digits", "scikit-learn 8x8 digits (bundled default)", False, False),
     "fashion-mnist": DatasetInfo("fashion-mnist", "Fashion-MNIST IDX files (.gz or raw)", True, True),
+    "fashion-mnist-grid": DatasetInfo("fashion-mnist-grid", "2x2 Fashion-MNIST grids, 10 binary attributes", True,
+                                      True),
     "mnist": DatasetInfo("mnist", "MNIST IDX files (.gz or raw)", True, False),
     "cifar10": DatasetInfo("cifar10", "CIFAR-10 python batches", True, True),
     "cifar100": DatasetInfo("cifar100", "CIFAR-100 python batches", True, True),
@@ -95,11 +98,12 @@ def availability(data_dir: str | os.PathLike | None = None) -> list[dict]:
     the way to get it when it is not."""
     rows = []
     for name, entry in DATASETS.items():
-        where = locate(name, data_dir) if name in ("digits", *IDX_DOWNLOADS) else None
+        source = "fashion-mnist" if name == "fashion-mnist-grid" else name
+        where = locate(source, data_dir) if source in ("digits", *IDX_DOWNLOADS) else None
         if where is not None:
             status = str(where)
-        elif name in IDX_DOWNLOADS:
-            status = "not found: " + missing_hint(name)
+        elif source in IDX_DOWNLOADS:
+            status = "not found: " + missing_hint(source)
         else:
             status = "read from --data-dir"
         rows.append({"name": name, "found": where is not None, "where": str(where) if where else None,
@@ -154,6 +158,8 @@ def load(name: str, split: str = "train", data_dir: str | os.PathLike | None = N
     if name == "digits":
         images, labels, classes = read_digits(split)
         return Dataset(images, labels, classes, name, split)
+    if name == "fashion-mnist-grid":
+        return fashion_grid(load("fashion-mnist", split, data_dir, download))
     if name in IDX_DOWNLOADS:
         root = locate(name, data_dir)
         if root is None:

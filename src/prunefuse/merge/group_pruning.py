@@ -23,8 +23,9 @@ from ..io.rundir import derive_seed
 from ..train import TrainConfig, fit, predict
 from .grouped import GroupedNet
 from .tasks import MultiTaskObjective
+from .vib import vib_prune
 
-IMPORTANCES = ("taylor", "magnitude")
+IMPORTANCES = ("taylor", "magnitude", "vib")
 
 
 @dataclass
@@ -38,6 +39,8 @@ class PruneConfig:
     max_steps: int = 30  # pruning attempts, failed ones included
     recovery_rounds: int = 2  # extra fine-tuning rounds a step gets to regain the tolerance before pruning stops
     taylor_batches: int = 10
+    vib_strength: float = 0.05  # the first penalty the VIB pruner tries; each attempt doubles or halves it
+    vib_epochs: int = 4  # gate training per VIB attempt
 
     def __post_init__(self) -> None:
         if self.importance not in IMPORTANCES:
@@ -47,6 +50,8 @@ class PruneConfig:
         if not 0 < self.min_step_fraction <= self.step_fraction:
             raise UserError(f"minimum step fraction {self.min_step_fraction} is out of range; use a value in "
                             f"(0, {self.step_fraction}], the step fraction")
+        if not self.vib_strength > 0 or self.vib_epochs < 1:
+            raise UserError("the VIB penalty must be positive and its epochs at least 1")
         if not 0 <= self.tolerance < 1:
             raise UserError(f"tolerance {self.tolerance} is out of range; use an accuracy drop in [0, 1), e.g. 0.01")
 
@@ -120,6 +125,58 @@ def within(accuracy: dict[int, float], reference: dict[int, float], tolerance: f
     return all(accuracy[t] >= reference[t] - tolerance - 1e-9 for t in accuracy)
 
 
+def recover(net: GroupedNet, train: Dataset, val: Dataset, normalizer: Normalizer, objective: MultiTaskObjective,
+            reference: dict[int, float], config: PruneConfig, train_config: TrainConfig,
+            seed: int) -> tuple[dict[int, float], int]:
+    """Fine-tune after a pruning step, up to ``recovery_rounds`` extra rounds while a task is below the
+    tolerance; returns the validation accuracies and the rounds used."""
+    finetune = TrainConfig(**{**train_config.to_dict(), "epochs": 1, "lr": config.finetune_lr, "schedule": "constant",
+                              "channels_last": False})
+    for attempt in range(config.recovery_rounds + 1):
+        round_seed = derive_seed(seed, f"finetune{attempt}")
+        sample = torch.randperm(len(train), generator=torch.Generator().manual_seed(round_seed))
+        fit(net, train.subset(sample[: config.finetune_samples]),
+            TrainConfig(**{**finetune.to_dict(), "seed": round_seed}), normalizer=normalizer, objective=objective,
+            quiet=True)
+        accuracy = task_accuracy(net, val, normalizer, objective, train_config)
+        if within(accuracy, reference, config.tolerance):
+            break
+    return accuracy, attempt + 1
+
+
+def vib_to_tolerance(net: GroupedNet, train: Dataset, val: Dataset, normalizer: Normalizer,
+                     objective: MultiTaskObjective, reference: dict[int, float], config: PruneConfig,
+                     train_config: TrainConfig, log: Callable[[dict], None] | None) -> tuple[GroupedNet, list[dict]]:
+    """VIB pruning with the penalty searched for the smallest network within the tolerance: each attempt
+    prunes the input network afresh, doubling the penalty after a success and halving it after a
+    failure until the two meet (a ratio below 1.5) or ``max_steps`` attempts are spent."""
+    history: list[dict] = []
+    accepted, best = copy.deepcopy(net), net.analytic_macs(list(range(net.num_tasks)))
+    strength, passed, failed = config.vib_strength, None, None
+    for step in range(1, config.max_steps + 1):
+        pruned = vib_prune(net, train, normalizer, objective, strength, config.vib_epochs, train_config,
+                           config.finetune_lr * 10)
+        seed = derive_seed(train_config.seed, f"vib{step}")
+        accuracy, rounds = recover(pruned, train, val, normalizer, objective, reference, config, train_config, seed)
+        ok = within(accuracy, reference, config.tolerance)
+        macs = pruned.analytic_macs(list(range(pruned.num_tasks)))
+        record = {"step": step, "vib_strength": strength, "finetune_rounds": rounds, "macs": macs,
+                  "val_accuracy": accuracy, "within_tolerance": ok, "widths": pruned.widths}
+        history.append(record)
+        if log:
+            log(record)
+        if ok and macs < best:
+            accepted, best = pruned, macs
+        passed, failed = (strength, failed) if ok else (passed, strength)
+        if passed is not None and failed is not None:
+            if max(passed, failed) / min(passed, failed) < 1.5:
+                break
+            strength = math.sqrt(passed * failed)
+        else:
+            strength = strength * 2 if ok else strength / 2
+    return accepted, history
+
+
 def prune_to_tolerance(net: GroupedNet, train: Dataset, val: Dataset, normalizer: Normalizer,
                        objective: MultiTaskObjective, reference: dict[int, float], config: PruneConfig,
                        train_config: TrainConfig,
@@ -127,11 +184,11 @@ def prune_to_tolerance(net: GroupedNet, train: Dataset, val: Dataset, normalizer
     """Prune and fine-tune a copy, keeping each step that stays within the tolerance on ``val`` and
     backing off after one that does not; returns the last network within it (a copy of the input if
     no step was) and the per-step history. The input network is left as it was."""
+    if config.importance == "vib":
+        return vib_to_tolerance(net, train, val, normalizer, objective, reference, config, train_config, log)
     history: list[dict] = []
     net = copy.deepcopy(net)
     accepted = copy.deepcopy(net)
-    finetune = TrainConfig(**{**train_config.to_dict(), "epochs": 1, "lr": config.finetune_lr, "schedule": "constant",
-                              "channels_last": False})
     fraction, owed, accepted_owed = config.step_fraction, {}, {}
     for step in range(1, config.max_steps + 1):
         seed = derive_seed(train_config.seed, f"prune{step}")
@@ -139,16 +196,8 @@ def prune_to_tolerance(net: GroupedNet, train: Dataset, val: Dataset, normalizer
         removed = prune_step(net, scores, fraction, owed)
         if removed == 0:  # every group is down to one neuron or owes less than one
             break
-        for attempt in range(config.recovery_rounds + 1):
-            round_seed = derive_seed(seed, f"finetune{attempt}")
-            sample = torch.randperm(len(train), generator=torch.Generator().manual_seed(round_seed))
-            fit(net, train.subset(sample[: config.finetune_samples]),
-                TrainConfig(**{**finetune.to_dict(), "seed": round_seed}), normalizer=normalizer, objective=objective,
-                quiet=True)
-            accuracy = task_accuracy(net, val, normalizer, objective, train_config)
-            if within(accuracy, reference, config.tolerance):
-                break
-        record = {"step": step, "fraction": round(fraction, 4), "removed": removed, "finetune_rounds": attempt + 1,
+        accuracy, rounds = recover(net, train, val, normalizer, objective, reference, config, train_config, seed)
+        record = {"step": step, "fraction": round(fraction, 4), "removed": removed, "finetune_rounds": rounds,
                   "macs": net.analytic_macs(list(range(net.num_tasks))),
                   "val_accuracy": accuracy, "within_tolerance": within(accuracy, reference, config.tolerance)}
         history.append(record)

@@ -110,6 +110,7 @@ class GroupedNet(nn.Module):
             raise UserError(f"{len(widths)} layer widths for a plan of {len(plan.layers)} layers")
         if any(w[SHARED] < 1 for w in self.widths):
             raise UserError("every layer needs at least one shared neuron")
+        self.gates: nn.Module | None = None  # VIB gates on every neuron, while the VIB pruner trains them
         self.units = nn.ModuleList()
         for layer, spec in enumerate(plan.layers):
             self.units.append(nn.ModuleDict({
@@ -147,7 +148,8 @@ class GroupedNet(nn.Module):
     def run_unit(self, layer: int, group: str, x: torch.Tensor) -> torch.Tensor:
         spec = self.plan.layers[layer]
         x = F.relu(self.units[layer][group](x))
-        return F.max_pool2d(x, spec.pool) if spec.pool > 1 else x
+        x = F.max_pool2d(x, spec.pool) if spec.pool > 1 else x
+        return self.gates(layer, group, x) if self.gates is not None else x
 
     def hidden(self, x: torch.Tensor, tasks: list[int]) -> list[dict[str, torch.Tensor]]:
         """Post-ReLU, post-pool outputs of every computed group of every layer."""
@@ -191,6 +193,19 @@ class GroupedNet(nn.Module):
         return total
 
     # --- structured removal of neurons (the pruner's only write path) -----------------------------
+    def consumers(self, layer: int, group: str):
+        """(consuming layer, offset of the group's first column, fan-in) for every layer reading ``group``
+        of ``layer``: the next layer's groups that take it as a source, or the task heads."""
+        nxt = self.units[layer + 1] if layer + 1 < len(self.plan.layers) else self.heads
+        per = self.columns_per_neuron(layer + 1)
+        below = self.widths[layer]
+        for g, consumer in nxt.items():
+            srcs = self.sources(g)
+            if group in srcs:
+                module = consumer[0] if isinstance(consumer, nn.Sequential) else consumer
+                yield module, sum(below[s] for s in srcs[: srcs.index(group)]) * per, \
+                    sum(below[s] for s in srcs) * per
+
     def remove(self, layer: int, group: str, drop: list[int]) -> None:
         """Delete neurons ``drop`` of one group, with their incoming and outgoing weights."""
         width = self.widths[layer][group]
@@ -203,19 +218,22 @@ class GroupedNet(nn.Module):
         slice_out(unit[0], keep_t)
         if len(unit) > 1:
             slice_batch_norm(unit[1], keep_t)
-        consumers = self.units[layer + 1] if layer + 1 < len(self.plan.layers) else self.heads
         per = self.columns_per_neuron(layer + 1)
-        below = self.widths[layer]
-        for g, consumer in consumers.items():
-            srcs = self.sources(g)
-            if group not in srcs:
-                continue
-            offset = sum(below[s] for s in srcs[: srcs.index(group)]) * per
-            fan_in = sum(below[s] for s in srcs) * per
+        for module, offset, fan_in in list(self.consumers(layer, group)):
             cols = [c for c in range(fan_in) if not offset <= c < offset + width * per
                     or (c - offset) // per not in dropped]
-            slice_in(consumer[0] if isinstance(consumer, nn.Sequential) else consumer, torch.tensor(cols))
+            slice_in(module, torch.tensor(cols))
         self.widths[layer][group] = len(keep)
+
+    @torch.no_grad()
+    def scale_outputs(self, layer: int, group: str, factors: torch.Tensor) -> None:
+        """Multiply what each neuron of a group feeds forward by its factor, folded into the consumers'
+        input columns: the network then computes what it did with the neuron outputs scaled."""
+        per = self.columns_per_neuron(layer + 1)
+        columns = factors.repeat_interleave(per).to(next(self.parameters()).dtype)
+        for module, offset, _ in self.consumers(layer, group):
+            shape = [1, len(columns)] + [1] * (module.weight.dim() - 2)
+            module.weight[:, offset: offset + len(columns)] *= columns.view(shape)
 
 
 def slice_out(layer: nn.Module, keep: torch.Tensor) -> None:

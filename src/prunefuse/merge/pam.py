@@ -6,27 +6,48 @@ from __future__ import annotations
 import torch
 
 from .grouped import SHARED, GroupedNet, group_name
-from .mutual_info import NOISE_VARIANCE, irrelevant_neurons, mi_from_dists, pairwise_sq_dists
+from .mutual_info import K_NEIGHBOURS, irrelevant_neurons, mi_sum, pairwise_sq_dists, standardise
 
 Origin = tuple[tuple[int, int], ...]  # (network, neuron index) pairs a merged neuron comes from
-
-ALPHA = {"conv": 0.01, "linear": 0.05}  # the reference code's thresholds, in nats
+LabelVars = list[torch.Tensor]  # a task's discrete label variables (its attributes, or its class label)
+NULL_QUANTILE = 0.95
+NULL_DRAWS = 40
 
 
 def neuron_activations(net: GroupedNet, x: torch.Tensor) -> list[torch.Tensor]:
     """Per layer, (N, width) post-ReLU activations of a single-task network; a conv channel is reduced
-    to its spatial maximum."""
+    to its spatial maximum, as the authors intended."""
     with torch.no_grad():
         outputs = net.eval().hidden(x, [0])
     return [o[SHARED].amax(dim=(2, 3)) if o[SHARED].dim() == 4 else o[SHARED] for o in outputs]
 
 
-def split_layer(acts: list[torch.Tensor], task_labels: list[torch.Tensor], alpha: float,
-                var: float = NOISE_VARIANCE) -> dict[str, list[Origin]]:
-    """Group one layer's neurons, pooled over the networks whose activations ``acts`` holds."""
+def null_threshold(per_neuron: torch.Tensor, label_vars: LabelVars, seed: int = 0,
+                   draws: int = NULL_DRAWS, k: int = K_NEIGHBOURS) -> float:
+    """The MI a set of neurons reaches with the labels by chance: its 95th percentile over random sets
+    (sizes 1 to all) scored against shuffled labels. A set above it carries real information."""
+    g = torch.Generator().manual_seed(seed)
+    m, n = per_neuron.shape[0], per_neuron.shape[1]
+    values = []
+    for _ in range(draws):
+        size = int(torch.randint(1, m + 1, (1,), generator=g))
+        pick = torch.randperm(m, generator=g)[:size]
+        order = torch.randperm(n, generator=g)
+        values.append(float(mi_sum(per_neuron[pick].sum(0)[None], [y[order] for y in label_vars], k)[0]))
+    return float(torch.tensor(values).quantile(NULL_QUANTILE))
+
+
+def split_layer(acts: list[torch.Tensor], task_labels: list[LabelVars], alpha: float | None = None,
+                seed: int = 0) -> tuple[dict[str, list[Origin]], list[float]]:
+    """Group one layer's neurons, pooled over the networks whose activations ``acts`` holds. ``alpha``
+    is the MI (nats per label variable) a set of neurons may carry and still be irrelevant to a task;
+    None sets it per task from the chance level (``null_threshold``). Returns the groups and the
+    thresholds used, one per task."""
     origins: list[Origin] = [((k, i),) for k, a in enumerate(acts) for i in range(a.shape[1])]
-    per_neuron = pairwise_sq_dists(torch.cat(acts, 1))
-    irrelevant = [set(irrelevant_neurons(per_neuron, y, alpha, var)) for y in task_labels]
+    per_neuron = pairwise_sq_dists(standardise(torch.cat(acts, 1), seed))
+    thresholds = [alpha * len(y) if alpha is not None else null_threshold(per_neuron, y, seed + t)
+                  for t, y in enumerate(task_labels)]
+    irrelevant = [set(irrelevant_neurons(per_neuron, y, a)) for y, a in zip(task_labels, thresholds, strict=True)]
     dropped = set.intersection(*irrelevant)
     n = len(task_labels)
     groups: dict[str, list[Origin]] = {SHARED: []}
@@ -37,18 +58,20 @@ def split_layer(acts: list[torch.Tensor], task_labels: list[torch.Tensor], alpha
         exclusive.update(dict.fromkeys(others - dropped, t))
     groups[SHARED] = [origins[j] for j in range(len(origins)) if j not in dropped and j not in exclusive]
     if not groups[SHARED]:  # the wiring needs one shared neuron per layer: take the most informative one
-        relevance = sum(mi_from_dists(per_neuron, y, var) for y in task_labels)
+        relevance = sum(mi_sum(per_neuron, y) for y in task_labels)
         best = int(relevance.argmax())
         groups[SHARED] = [origins[best]]
         if best in exclusive:
             groups[group_name(exclusive[best])].remove(origins[best])
-    return groups
+    return groups, thresholds
 
 
-def pam_groups(singles: list[GroupedNet], x: torch.Tensor, task_labels: list[torch.Tensor],
-               alpha: dict[str, float] | None = None, var: float = NOISE_VARIANCE) -> list[dict[str, list[Origin]]]:
-    """Group every layer; ``task_labels[t]`` are task t's labels of the calibration images ``x``."""
-    alpha = {**ALPHA, **(alpha or {})}
+def pam_groups(singles: list[GroupedNet], x: torch.Tensor, task_labels: list[LabelVars],
+               alpha: dict[str, float | None] | None = None, seed: int = 0) -> list[dict[str, list[Origin]]]:
+    """Group every layer; ``task_labels[t]`` are task t's label variables on the calibration images
+    ``x``. ``alpha`` maps ``conv`` and ``linear`` to a threshold (nats per label variable) or None for
+    the chance level."""
+    alpha = {"conv": None, "linear": None, **(alpha or {})}
     per_net = [neuron_activations(net, x) for net in singles]
-    return [split_layer([acts[layer] for acts in per_net], task_labels, alpha[spec.kind], var)
+    return [split_layer([acts[layer] for acts in per_net], task_labels, alpha[spec.kind], seed + 100 * layer)[0]
             for layer, spec in enumerate(singles[0].plan.layers)]

@@ -16,11 +16,13 @@ def merge_tables(results: dict) -> str:
     methods = results["methods"]
     names = list(methods)
     subsets = next(iter(methods.values()))["subsets"]
+    batches = list(subsets[0]["latency_ms"])
     lines = ["| tasks | " + " | ".join(f"{m} MFLOPs" for m in names) + " | "
-             + " | ".join(f"{m} ms" for m in names) + " |", "|" + "---|" * (1 + 2 * len(names))]
+             + " | ".join(f"{m} ms@{b}" for b in batches for m in names) + " |",
+             "|" + "---|" * (1 + (1 + len(batches)) * len(names))]
     for i, s in enumerate(subsets):
         flops = " | ".join(f"{methods[m]['subsets'][i]['flops'] / 1e6:.3f}" for m in names)
-        ms = " | ".join(f"{methods[m]['subsets'][i]['latency_ms']:.2f}" for m in names)
+        ms = " | ".join(f"{methods[m]['subsets'][i]['latency_ms'][b]:.2f}" for b in batches for m in names)
         lines.append(f"| {subset_label(s['tasks'])} | {flops} | {ms} |")
     n = len(results["tasks"])
     acc = ["", "| method | " + " | ".join(f"T{t} acc" for t in range(n)) + " | within tolerance |",
@@ -36,9 +38,30 @@ def merge_tables(results: dict) -> str:
         acc += ["", f"{', '.join(missed)}: below the tolerance on the validation split even before pruning, so "
                 "left unpruned; their FLOPs are not comparable. Train longer (--epochs, --merge-epochs) or "
                 "raise --tolerance."]
-    ratios = [f"- {k}: {v['all_tasks']:.2f}x on all tasks, {v['mean_over_subsets']:.2f}x averaged over subsets"
-              for k, v in results.get("ratios", {}).items()]
+    ratios = [f"- {k}: {v['all_tasks']:.2f}x on all tasks, {v['mean_over_subsets']:.2f}x averaged over subsets, "
+              f"{v['mean_over_single_tasks']:.2f}x averaged over single tasks, {v['worst_subset']:.2f}x on the subset "
+              "least favourable to pam" for k, v in results.get("ratios", {}).items()]
+    acc += ["", grouping_table(results)]
     return "\n".join(lines + acc + ([""] + ratios if ratios else [])) + "\n"
+
+
+def widths_text(widths: list[dict[str, int]]) -> str:
+    """``shared+t0+t1 / ...`` per layer."""
+    return " / ".join("+".join(str(w[g]) for g in w) for w in widths)
+
+
+def grouping_table(results: dict) -> str:
+    """Neurons per group and layer (shared + one group per task), as merged and after pruning."""
+    lines = ["Neurons per layer, shared + each task's group:", "", "| method | merged | pruned |", "|---|---|---|"]
+    for name, m in results["methods"].items():
+        pruned = m.get("widths")
+        if not pruned:
+            continue
+        pruned_text = ("; ".join(widths_text(w) for w in pruned) if pruned and isinstance(pruned[0], list)
+                       else widths_text(pruned))
+        lines.append(f"| {name} | {widths_text(m['merged_widths']) if m.get('merged_widths') else '-'} | "
+                     f"{pruned_text} |")
+    return "\n".join(lines) + "\n"
 
 
 def write_merge_report(out: Path, results: dict) -> None:

@@ -43,18 +43,23 @@ def latency_ms(net: GroupedNet, tasks: list[int], batch: int, repeats: int) -> f
 
 
 def subset_table(nets: dict[int, GroupedNet] | GroupedNet, accuracy: dict[int, float], n: int,
-                 batch: int = 64, repeats: int = 20) -> list[dict]:
-    """One entry per subset. ``nets`` is a merged network or, for no merging, one network per task."""
+                 batches: list[int] | tuple[int, ...] = (1, 64), repeats: int = 20) -> list[dict]:
+    """One entry per subset, with its latency at each batch size in ``batches`` (``latency_ms`` maps the
+    batch size to milliseconds). ``nets`` is a merged network or, for no merging, one network per task."""
     rows = []
+
+    def latencies(net: GroupedNet, tasks: list[int]) -> dict[str, float]:
+        return {str(b): latency_ms(net, tasks, b, repeats) for b in batches}
+
     if not isinstance(nets, GroupedNet):  # each network is measured once; a subset sums its networks
-        alone = {t: (subset_flops(net, [0]), latency_ms(net, [0], batch, repeats)) for t, net in nets.items()}
+        alone = {t: (subset_flops(net, [0]), latencies(net, [0])) for t, net in nets.items()}
     for tasks in all_subsets(n):
         if isinstance(nets, GroupedNet):
-            flops = subset_flops(nets, tasks)
-            latency = latency_ms(nets, tasks, batch, repeats)
+            flops, latency = subset_flops(nets, tasks), latencies(nets, tasks)
         else:
             flops = sum(alone[t][0] for t in tasks)
-            latency = sum(alone[t][1] for t in tasks)
-        rows.append({"tasks": tasks, "flops": flops, "macs": flops // 2, "latency_ms": round(latency, 4),
+            latency = {str(b): sum(alone[t][1][str(b)] for t in tasks) for b in batches}
+        rows.append({"tasks": tasks, "flops": flops, "macs": flops // 2,
+                     "latency_ms": {b: round(v, 4) for b, v in latency.items()},
                      "accuracy": {str(t): accuracy[t] for t in tasks}})
     return rows

@@ -1,8 +1,11 @@
-"""Tasks as disjoint class sets of one dataset.
+"""Tasks of one dataset, in the two forms PAM is run on.
 
-Label form, used everywhere in ``prunefuse.merge``: task t over classes (c_0, ..., c_{k-1}) is a
-(k+1)-way classification, class c_i -> i and every class outside the task -> k ("other"). So every
-image is labelled for every task, and a task network answers "which of my classes, or none"."""
+- **Class tasks** (single-label datasets): task t over classes (c_0, ..., c_{k-1}) is a (k+1)-way
+  classification, class c_i -> i and every class outside the task -> k ("other"), so every image is
+  labelled for every task. Class sets must not overlap.
+- **Attribute tasks** (datasets whose images carry binary attributes, e.g. ``fashion-mnist-grid``):
+  task t predicts its attributes, one logistic output each; its accuracy is the mean binary accuracy
+  over them. Attribute sets may overlap, as in the authors' relatedness experiments."""
 
 from __future__ import annotations
 
@@ -14,7 +17,7 @@ import torch.nn.functional as F
 from ..errors import UserError
 
 
-def parse_class_range(text: str) -> list[int]:
+def parse_range(text: str) -> list[int]:
     text = text.strip()
     try:
         if "-" in text:
@@ -22,53 +25,69 @@ def parse_class_range(text: str) -> list[int]:
             return list(range(lo, hi + 1))
         return [int(v) for v in text.split("+")]
     except ValueError:
-        raise UserError(f"task '{text}' must be a class range like 0-4 or a list like 1+3+7") from None
+        raise UserError(f"task '{text}' must be a range like 0-4 or a list like 1+3+7") from None
 
 
 @dataclass(frozen=True)
 class TaskSet:
-    classes: tuple[tuple[int, ...], ...]  # one tuple of dataset classes per task
+    classes: tuple[tuple[int, ...], ...]  # one tuple of dataset classes (or attributes) per task
+    attributes: bool = False  # the tuples name binary attributes, not classes
 
     @classmethod
-    def parse(cls, text: str, num_classes: int | None = None) -> TaskSet:
-        """``"0-4,5-9"`` -> two tasks; checked for emptiness, overlap and range."""
-        tasks = tuple(tuple(parse_class_range(part)) for part in text.split(","))
-        return cls.of(tasks, num_classes)
+    def parse(cls, text: str, num_classes: int | None = None, attributes: bool = False) -> TaskSet:
+        """``"0-4,5-9"`` -> two tasks; checked for emptiness, range and (for classes) overlap."""
+        tasks = tuple(tuple(parse_range(part)) for part in text.split(","))
+        return cls.of(tasks, num_classes, attributes)
 
     @classmethod
-    def of(cls, tasks, num_classes: int | None = None) -> TaskSet:
+    def of(cls, tasks, num_classes: int | None = None, attributes: bool = False) -> TaskSet:
         tasks = tuple(tuple(int(c) for c in t) for t in tasks)
+        what = "attribute" if attributes else "class"
         if len(tasks) < 2:
             raise UserError(f"merging needs at least two tasks, got {len(tasks)}; write e.g. --tasks 0-4,5-9")
         seen: dict[int, int] = {}
         for i, t in enumerate(tasks):
             if not t:
                 raise UserError(f"task {i} is empty; a range is written low-high with low <= high, e.g. 0-4")
+            if len(set(t)) != len(t):
+                raise UserError(f"task {i} names a {what} twice; list each once")
             for c in t:
                 if c < 0 or (num_classes is not None and c >= num_classes):
-                    raise UserError(f"task {i} names class {c}, outside 0..{(num_classes or 1) - 1}; "
-                                    "use classes the dataset has")
-                if c in seen:
-                    raise UserError(f"class {c} is in tasks {seen[c]} and {i}; tasks must not overlap")
+                    raise UserError(f"task {i} names {what} {c}, outside 0..{(num_classes or 1) - 1}; "
+                                    f"use {what}s the dataset has")
+                if c in seen and not attributes:
+                    raise UserError(f"class {c} is in tasks {seen[c]} and {i}; class tasks must not overlap")
                 seen[c] = i
-        return cls(tasks)
+        if attributes and len(set(tasks)) != len(tasks):
+            raise UserError("two tasks name the same attributes; give each task its own set")
+        return cls(tasks, attributes)
 
     def __len__(self) -> int:
         return len(self.classes)
 
     @property
     def head_sizes(self) -> list[int]:
-        return [len(t) + 1 for t in self.classes]
+        return [len(t) + (0 if self.attributes else 1) for t in self.classes]
 
     def text(self) -> str:
         return ",".join("+".join(map(str, t)) for t in self.classes)
 
     def labels(self, y: torch.Tensor, task: int) -> torch.Tensor:
-        """Dataset labels -> task labels (index within the task, or k for 'other')."""
+        """Dataset labels -> task labels: the task's attribute columns, or the index within the task's
+        classes (k for 'other')."""
+        if self.attributes:
+            return y[:, list(self.classes[task])]
         table = torch.full((int(y.max()) + 1 if len(y) else 1,), len(self.classes[task]), dtype=torch.long)
         known = [c for c in self.classes[task] if c < len(table)]
         table[known] = torch.tensor([self.classes[task].index(c) for c in known], dtype=torch.long)
         return table.to(y.device)[y]
+
+    def label_variables(self, y: torch.Tensor, task: int) -> list[torch.Tensor]:
+        """The discrete variables whose mutual information with a group of neurons measures the group's
+        relevance to the task: each binary attribute (their MI is summed, as the authors did), or the
+        task's one (k+1)-way label."""
+        labels = self.labels(y, task)
+        return list(labels.T) if self.attributes else [labels]
 
     def split_logits(self, logits: torch.Tensor, tasks: list[int] | None = None) -> list[torch.Tensor]:
         sizes = [self.head_sizes[t] for t in (tasks if tasks is not None else range(len(self)))]
@@ -88,13 +107,24 @@ class MultiTaskObjective:
         which = list(self.which) if self.which is not None else list(range(len(self.tasks)))
         return list(zip(which, self.tasks.split_logits(logits, which), strict=True))
 
+    def task_loss(self, z: torch.Tensor, y: torch.Tensor, t: int) -> torch.Tensor:
+        if self.tasks.attributes:
+            return F.binary_cross_entropy_with_logits(z, self.tasks.labels(y, t).float())
+        return F.cross_entropy(z, self.tasks.labels(y, t), label_smoothing=self.label_smoothing)
+
+    def task_correct(self, z: torch.Tensor, y: torch.Tensor, t: int) -> torch.Tensor:
+        """Per sample: 1/0 for a class task, the fraction of attributes right for an attribute task."""
+        target = self.tasks.labels(y, t)
+        if self.tasks.attributes:
+            return ((z > 0) == target.bool()).float().mean(1)
+        return (z.argmax(1) == target).float()
+
     def loss(self, logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        return sum(F.cross_entropy(z, self.tasks.labels(y, t), label_smoothing=self.label_smoothing)
-                   for t, z in self.heads(logits))
+        return sum(self.task_loss(z, y, t) for t, z in self.heads(logits))
 
     def correct(self, logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         heads = self.heads(logits)
-        return sum((z.argmax(1) == self.tasks.labels(y, t)).sum() for t, z in heads) / len(heads)
+        return sum(self.task_correct(z, y, t).sum() for t, z in heads) / len(heads)
 
     def accuracies(self, logits: torch.Tensor, y: torch.Tensor) -> dict[int, float]:
-        return {t: float((z.argmax(1) == self.tasks.labels(y, t)).float().mean()) for t, z in self.heads(logits)}
+        return {t: float(self.task_correct(z, y, t).mean()) for t, z in self.heads(logits)}

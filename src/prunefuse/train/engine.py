@@ -20,7 +20,7 @@ from ..errors import UserError
 from ..io.storage import append_jsonl
 from .config import TrainConfig
 from .distill import kd_loss
-from .objective import CrossEntropy, Objective
+from .objective import Objective, default_objective
 from .runtime import autocast, autocast_dtype, configure_threads, resolve_device
 from .schedule import make_scheduler
 
@@ -114,7 +114,7 @@ def interleave_batches(local: torch.Tensor, n: int, batch_size: int) -> torch.Te
 def evaluate(model: nn.Module, data: Dataset, normalizer: Normalizer, config: TrainConfig,
              objective: Objective | None = None) -> float:
     """Accuracy of ``model`` on ``data`` (the objective's notion of correct), scored as ``predict`` does."""
-    objective = objective or CrossEntropy()
+    objective = objective or default_objective(data)
     logits = predict(model, data.images, normalizer, config.eval_batch_size, config.channels_last, config.amp)
     return float(objective.correct(logits, data.labels)) / len(data) if len(data) else 0.0
 
@@ -143,7 +143,7 @@ def fit(model: nn.Module, train: Dataset, config: TrainConfig, test: Dataset | N
     ``test`` is evaluated every ``eval_every`` epochs and after the last. Per-epoch metrics go to
     ``metrics_path`` (JSON lines) and to ``on_epoch``."""
     configure_threads()
-    objective = objective or CrossEntropy(config.label_smoothing)
+    objective = objective or default_objective(train, config.label_smoothing)
     device = resolve_device(config.device)
     dtype = autocast_dtype(config.amp, device)
     normalizer = normalizer or Normalizer(*train.channel_stats())

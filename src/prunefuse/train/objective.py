@@ -24,3 +24,20 @@ class CrossEntropy:
 
     def correct(self, logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         return (logits.argmax(1) == y).sum()
+
+
+@dataclass(frozen=True)
+class MultiLabel:
+    """Independent binary attributes: summed-over-attributes logistic loss; a sample counts as
+    correct by the fraction of its attributes predicted right (so accuracy is mean binary accuracy)."""
+
+    def loss(self, logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        return F.binary_cross_entropy_with_logits(logits, y.float())
+
+    def correct(self, logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        return ((logits > 0) == y.bool()).float().mean(1).sum()
+
+
+def default_objective(data, label_smoothing: float = 0.0) -> Objective:
+    """Cross-entropy for one class per image, the logistic loss for binary attributes."""
+    return MultiLabel() if data.multilabel else CrossEntropy(label_smoothing)
