@@ -46,7 +46,8 @@ def main() -> None:
                             for g in groups)
         one = sum(net.analytic_macs([t]) for t in range(n)) / n
         every = net.analytic_macs(list(range(n)))
-        rows.append({"alpha conv / fc": "chance level" if conv is None else f"{conv} / {fc}", "widths per layer (shared+exclusive)": widths,
+        rows.append({"alpha conv / fc": "chance level" if conv is None else f"{conv} / {fc}",
+                     "widths per layer (shared+exclusive)": widths,
                      "one task / single net": f"{one / single:.2f}", "all tasks / single net": f"{every / single:.2f}",
                      "one task / all tasks": f"{one / every:.2f}"})
     table(rows)

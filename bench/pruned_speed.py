@@ -1,73 +1,130 @@
-"""Measured speed of pruned against dense networks, beside their FLOPs ratio, in one run.
+"""Where selection time goes, beside the FLOPs, in one run on one thread (issue 8 of the roadmap).
 
-    python bench/pruned_speed.py [--archs preact20,preact56] [--ratios 0.5,0.6,0.7,0.8]
+1. Per stage (stem, the three residual stages, head) of PreAct-ResNet-20 on 1x28x28, dense and pruned:
+   milliseconds of a training step's forward + backward, the stage's MACs and the GMAC/s it runs at.
+2. One selection round through the engine, per selector: training on 1,000 labeled images for a fixed
+   number of SGD steps, scoring a pool, picking the top k; the seconds of each phase and dense AL's
+   over each selector's, next to the FLOPs ratio.
+
+Every variant is timed round-robin (median of repeats), so drift in the shared machine falls on all
+of them alike.
+
+    OMP_NUM_THREADS=1 python bench/pruned_speed.py [--batch-size 64] [--steps 60] [--pool 4000]
 """
 
 from __future__ import annotations
 
 import argparse
+import time
 
 import torch
 import torch.nn.functional as F
 
-from common import header, median_rate, table
-from prunefuse import models
+from common import header, interleaved_rates, table
+from prunefuse import data, models
+from prunefuse.data.batching import Normalizer
 from prunefuse.flops import count
 from prunefuse.pruning import prune
-from prunefuse.train import configure_threads
-from prunefuse.train.engine import prepare_model
+from prunefuse.selection import select
+from prunefuse.train import TrainConfig, configure_threads, fit, predict
+
+SHAPE = (1, 28, 28)
+STAGES = ("conv1", "layer1", "layer2", "layer3", "head")
 
 
-def rates(model, shape, train_batch, infer_batch):
-    """Training and inference images per second, in the memory format the engine would use."""
-    model, channels_last = prepare_model(model, torch.device("cpu"), True)
-    fmt = torch.channels_last if channels_last else torch.contiguous_format
-    x = torch.randn(train_batch, *shape).contiguous(memory_format=fmt)
-    y = torch.randint(0, 10, (train_batch,))
-    xi = torch.randn(infer_batch, *shape).contiguous(memory_format=fmt)
-    opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
+def selectors(arch: str) -> dict[str, torch.nn.Module]:
+    """Dense AL's selector, SVP's proxy and PruneFuse's at p = 0.5 and 0.7 (and 0.7 rounded to 4 and 8)."""
+    torch.manual_seed(0)
+    dense = models.create(arch, 10, SHAPE[0], SHAPE[1])
+    nets = {"al (dense)": dense, "svp (preact8)": models.create("preact8", 10, SHAPE[0], SHAPE[1])}
+    for p, r in ((0.5, None), (0.7, None), (0.7, 4), (0.7, 8)):
+        name = f"prunefuse p={p}" + (f" round_to={r}" if r else "")
+        nets[name] = prune(dense, p, torch.zeros(1, *SHAPE), steps=5, arch=arch, round_to=r)[0]
+    return nets
 
-    def step():
-        model.train()
-        opt.zero_grad(set_to_none=True)
-        F.cross_entropy(model(x), y).backward()
-        opt.step()
 
-    def infer():
-        model.eval()
-        with torch.inference_mode():
-            model(xi)
+def stage_calls(model) -> dict:
+    """Each stage of a PreAct-ResNet as a callable, with the input it receives."""
+    head = lambda x: model.classifier(torch.flatten(F.adaptive_avg_pool2d(F.relu(model.bn(x)), 1), 1))  # noqa: E731
+    return {"conv1": model.conv1, "layer1": model.layer1, "layer2": model.layer2, "layer3": model.layer3,
+            "head": head}
 
-    return (median_rate(step, train_batch, repeats=5, warmup=2), median_rate(infer, infer_batch, repeats=5),
-            "NHWC" if channels_last else "NCHW")
+
+def stage_table(nets: dict, batch: int, repeats: int) -> list[dict]:
+    """Forward + backward milliseconds and GMAC/s of every stage of every network."""
+    fns, macs = {}, {}
+    for name, model in nets.items():
+        if not hasattr(model, "layer3"):
+            continue
+        model = model.to(memory_format=torch.channels_last).train()
+        calls = stage_calls(model)
+        x = torch.randn(batch, *SHAPE).contiguous(memory_format=torch.channels_last)
+        by_module = count(model, SHAPE)["by_module"]
+        for stage in STAGES:
+            inp = x.detach().requires_grad_(True)
+            out = calls[stage](inp)
+            grad = torch.randn_like(out)
+            fns[(name, stage)] = (lambda f=calls[stage], i=inp, g=grad: f(i).backward(g))
+            macs[(name, stage)] = (by_module.get("classifier", 0) if stage == "head" else by_module.get(stage, 0)) // 2
+            x = out.detach()
+    rates = interleaved_rates(fns, 1, repeats=repeats)
+    rows = []
+    for (name, stage), calls_per_s in rates.items():
+        ms = 1000 / calls_per_s
+        rows.append({"selector": name, "stage": stage, "ms fwd+bwd": ms, "MMACs/img": macs[(name, stage)] / 1e6,
+                     "GMAC/s (x3 for bwd)": 3 * macs[(name, stage)] * batch / (ms / 1000) / 1e9})
+    return rows
+
+
+def selection_round(model, labeled, pool: torch.Tensor, normalizer, config: TrainConfig, k: int) -> dict:
+    """Seconds of each phase of one round: train from this initialisation, score the pool, select."""
+    model = __import__("copy").deepcopy(model)
+    start = time.perf_counter()
+    fit(model, labeled, config, normalizer=normalizer, quiet=True)
+    trained = time.perf_counter()
+    logits = predict(model, pool, normalizer, 1024)
+    scored = time.perf_counter()
+    select("least_confidence", k, torch.arange(len(pool)), logits)
+    return {"training": trained - start, "scoring": scored - trained, "selection": time.perf_counter() - scored}
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--archs", default="preact20,preact56")
-    parser.add_argument("--ratios", default="0.5,0.6,0.7,0.8")
-    parser.add_argument("--train-batch", type=int, default=128)
-    parser.add_argument("--infer-batch", type=int, default=512)
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--arch", default="preact20")
+    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--steps", type=int, default=60, help="selector training steps per round")
+    parser.add_argument("--pool", type=int, default=4000)
+    parser.add_argument("--repeats", type=int, default=5)
     args = parser.parse_args()
     configure_threads()
-    shape = (3, 32, 32)
-    header(f"Pruned vs dense speed on {shape}, train batch {args.train_batch}, inference batch {args.infer_batch}")
+    nets = selectors(args.arch)
+    header(f"Selection speed, {args.arch} on {SHAPE}, batch {args.batch_size}")
+    flops = {name: count(m, SHAPE)["flops"] for name, m in nets.items()}
+    print("## Per stage: a training step's forward + backward\n")
+    table(stage_table(nets, args.batch_size, args.repeats))
+
+    train = data.load("fashion-mnist", "train")
+    g = torch.Generator().manual_seed(0)
+    order = torch.randperm(len(train), generator=g)
+    labeled, pool = train.subset(order[:1000]), train.images[order[1000:1000 + args.pool]]
+    normalizer = Normalizer(*train.channel_stats())
+    config = TrainConfig(epochs=1, min_steps=args.steps, batch_size=args.batch_size, schedule="onecycle")
+    times: dict[str, list[dict]] = {name: [] for name in nets}
+    for _ in range(max(1, args.repeats // 2)):
+        for name, model in nets.items():
+            times[name].append(selection_round(model, labeled, pool, normalizer, config, 500))
+    med = {name: {p: sorted(t[p] for t in ts)[len(ts) // 2] for p in ts[0]} for name, ts in times.items()}
+    base = med["al (dense)"]
     rows = []
-    for arch in args.archs.split(","):
-        torch.manual_seed(0)
-        dense = models.create(arch, 10, *shape[:2])
-        dense_flops = count(dense, shape)["flops"]
-        dense_train, dense_infer, fmt = rates(dense, shape, args.train_batch, args.infer_batch)
-        rows.append({"arch": arch, "p": 0.0, "format": fmt, "MFLOPs": dense_flops / 1e6, "FLOPs ratio": 1.0,
-                     "train img/s": dense_train, "train speed-up": 1.0, "infer img/s": dense_infer,
-                     "infer speed-up": 1.0})
-        for p in (float(r) for r in args.ratios.split(",")):
-            pruned, _ = prune(dense, p, torch.zeros(1, *shape))
-            flops = count(pruned, shape)["flops"]
-            train, infer, fmt = rates(pruned, shape, args.train_batch, args.infer_batch)
-            rows.append({"arch": arch, "p": p, "format": fmt, "MFLOPs": flops / 1e6, "FLOPs ratio": dense_flops / flops,
-                         "train img/s": train, "train speed-up": train / dense_train, "infer img/s": infer,
-                         "infer speed-up": infer / dense_infer})
+    for name, m in med.items():
+        total = sum(m.values())
+        rows.append({"selector": name, "MFLOPs/img": flops[name] / 1e6,
+                     "FLOPs ratio al/x": flops["al (dense)"] / flops[name], "train s": m["training"],
+                     "score s": m["scoring"], "select s": m["selection"],
+                     "train ratio al/x": base["training"] / m["training"],
+                     "score ratio al/x": base["scoring"] / m["scoring"],
+                     "round ratio al/x": sum(base.values()) / total})
+    print(f"## One selection round: {args.steps} SGD steps on 1,000 labels, scoring {args.pool} images, top 500\n")
     table(rows)
 
 
