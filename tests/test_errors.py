@@ -142,7 +142,7 @@ def test_prune_into_an_interrupted_run_keeps_it_resumable(finished_run, tmp_path
     del state["steps"]["r2.target"]
     (out / "state.json").write_text(json.dumps(state))
     before = snapshot(out)
-    assert_refused(capsys, cli("prune", "--arch", "preact8", "--ratio", 0.5, "--out", out), "'run' run")
+    assert_refused(capsys, cli("prune", "--arch", "preact8", "--ratio", 0.5, "--out", out), "'prunefuse run'")
     assert snapshot(out) == before
     assert cli("run", "--resume", out, "--quiet") == 0
     assert "r2.target" in json.loads((out / "state.json").read_text())["steps"]

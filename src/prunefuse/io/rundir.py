@@ -183,18 +183,18 @@ class RunDirectory:
         if overwrite:
             return
         if saved["command"] != self.command:
-            raise UserError(f"{self.path} holds a '{saved['command']}' run, not a '{self.command}' one; "
-                            f"{OUT_HINT}")
+            raise UserError(f"{self.path} holds the output of 'prunefuse {saved['command']}', not of "
+                            f"'prunefuse {self.command}'; {OUT_HINT}")
         theirs = stored_config(saved)
         if self.upgrade is not None and theirs is not None:
             try:
                 theirs = self.upgrade(theirs)
             except UserError as e:
-                raise UserError(f"{self.path} holds a {self.command} run whose config cannot be read ({e}); "
-                                f"{OUT_HINT}") from None
+                raise UserError(f"{self.path} holds a 'prunefuse {self.command}' run whose config cannot be read "
+                                f"({e}); {OUT_HINT}") from None
         keys = differing_keys(theirs, self.config)
         if keys:
-            raise UserError(f"{self.path} holds a {self.command} run with another config "
+            raise UserError(f"{self.path} holds a 'prunefuse {self.command}' run with another config "
                             f"({describe(keys, theirs or {}, self.config)}); {OUT_HINT}")
 
     def clear(self) -> None:
