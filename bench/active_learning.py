@@ -10,6 +10,7 @@ prunefuse@0.5 in the target phase alone reuse its selection on each seed.
     python bench/active_learning.py table --seeds 0,1,2,3,4 --out runs/v2
     python bench/active_learning.py kd-sweep --seeds 0,1,2 --out runs/v2
     python bench/active_learning.py methods --methods prunefuse@0.5-init,prunefuse@0.5-zero --seeds 0 --out runs/v2
+    python bench/active_learning.py short-target --seeds 0,1,2,3,4 --out runs/v2
 
 ``table`` prints the accuracy table (mean ± std), paired differences against random and dense AL with
 95% intervals, phase costs, and the fused target's epochs to reach the scratch target's accuracy.
@@ -74,6 +75,42 @@ def kd_sweep(seeds: list[int], out: Path, budget: int) -> None:
         print(f"| {alpha:g} | {temperature:g} | {schedule} | {100 * statistics.mean(accs):.2f} | {diff.text()} |")
 
 
+SHORT = (0.25, 0.5)  # fractions of the target's epochs and steps
+
+
+def short_targets(seeds: list[int], out: Path) -> None:
+    """At the final budget, on prunefuse@0.5's labels: the fused target (no KD) and the target from
+    scratch trained with a quarter and half of the schedule, against the scratch target's full one.
+    A one-cycle schedule reaches its best only as the rate decays, so how soon a warm start gets there
+    is measured by shortening the whole schedule, not by reading the full run's curve."""
+    base = replace(base_config(), method="prunefuse", prune_ratio=0.5, eval_at=[BUDGETS[-1]], curve_every=0, kd=False)
+    rows: dict[str, list[float]] = {}
+    for seed in seeds:
+        source = out / "prunefuse@0.5" / f"seed{seed}"
+        for name, fusion, full_run in (("fused", True, "prunefuse@0.5-nokd"), ("scratch", False,
+                                                                                "prunefuse@0.5-nofusion")):
+            for fraction in SHORT:
+                cfg = replace(base, seed=seed, fusion=fusion, target_epochs=round(base.target_epochs * fraction),
+                              target_steps=round(base.target_steps * fraction))
+                r = run_active(cfg, out / "short-target" / f"{name}-{fraction:g}" / f"seed{seed}", quiet=True,
+                               selection_from=source)
+                rows.setdefault(f"{name} x{fraction:g}", []).append(r["final_accuracy"])
+                rows.setdefault(f"{name} x{fraction:g} s", []).append(r["target_seconds"])
+            done = compare([full_run], [seed], base_config(), out, quiet=True)[0][0]  # the full schedule, as run
+            rows.setdefault(f"{name} x1", []).append(done["final_accuracy"])
+            rows.setdefault(f"{name} x1 s", []).append(final_round(done)["target_seconds"])
+    full = rows["scratch x1"]
+    print(f"\nTarget schedule shortened, at {BUDGETS[-1]} labels, seeds {seeds} (no KD)\n")
+    print("| target | schedule | accuracy (%) | target s | Δ vs scratch, full schedule [95% interval] |\n"
+          "|---|---|---|---|---|")
+    for fraction in (*SHORT, 1.0):
+        for name in ("fused", "scratch"):
+            accs = rows[f"{name} x{fraction:g}"]
+            diff = mean_interval([a - b for a, b in zip(accs, full, strict=True)])
+            print(f"| {name} | x{fraction:g} | {100 * statistics.mean(accs):.2f} | "
+                  f"{statistics.mean(rows[f'{name} x{fraction:g} s']):.0f} | {diff.text()} |")
+
+
 def fig4(results: list[dict], fused: str, scratch: str) -> None:
     """Epochs and seconds the fused target needs to reach the scratch target's final accuracy at the
     final budget, on the same labels and the same curve images (paper, Fig. 4)."""
@@ -102,9 +139,46 @@ def fig4(results: list[dict], fused: str, scratch: str) -> None:
               f"{statistics.mean(r[2] for r in rows):.1f} ({len(reached)} of {len(rows)} seeds reached it)")
 
 
+def final_round(run: dict) -> dict:
+    return next(r for r in reversed(run["rounds"]) if r.get("target_curve"))
+
+
+def time_to_accuracy(results: list[dict], method: str, reference: str = "al") -> None:
+    """The whole pipeline's seconds until the target reaches dense AL's final accuracy: selection, the
+    final selector fit, and the target trained only as long as it needs (issue 8's measure). Dense AL
+    pays its selection and its final target training; accuracies are read on the curve images."""
+    by = {(r["label"], r["seed"]): r for r in results}
+    rows = []
+    for (label, seed), run in sorted(by.items()):
+        if label != method or (reference, seed) not in by:
+            continue
+        ref = by[(reference, seed)]
+        ref_round, mine = final_round(ref), final_round(run)
+        goal = ref_round["target_curve"][-1]["accuracy"]
+        ref_total = ref["selection_seconds"] + ref_round["target_seconds"]
+        hit = epochs_to_reach(mine["target_curve"], goal)
+        if hit is None:
+            rows.append((seed, goal, ref_total, None, None))
+            continue
+        total = run["selection_seconds"] + run["final_selector_fit_seconds"] + hit["train_seconds"]
+        rows.append((seed, goal, ref_total, total, hit["epoch"]))
+    if not rows:
+        return
+    print(f"\nTime to {reference}'s final accuracy: selection + final selector fit + target until it gets there\n")
+    print(f"| seed | {reference} final (%) | {reference} s | {method} s | epochs | ratio |\n|---|---|---|---|---|---|")
+    for seed, goal, ref_total, total, epoch in rows:
+        ratio = f"{total / ref_total:.2f}" if total else "never reached"
+        mine = f"{total:.0f}" if total else "-"
+        print(f"| {seed} | {100 * goal:.2f} | {ref_total:.0f} | {mine} | {epoch or '-'} | {ratio} |")
+    reached = [t / r for _, _, r, t, _ in rows if t]
+    if reached:
+        print(f"\nmean ratio {statistics.mean(reached):.2f} over the {len(reached)} of {len(rows)} seeds that "
+              "reached it")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("action", choices=("run", "table", "kd-sweep", "methods"))
+    parser.add_argument("action", choices=("run", "table", "kd-sweep", "methods", "short-target"))
     parser.add_argument("--out", default="runs/v2", type=Path)
     parser.add_argument("--seeds", default="0,1,2,3,4")
     parser.add_argument("--methods", default=",".join(METHODS))
@@ -120,11 +194,14 @@ def main() -> None:
         run_methods(methods, seeds, args.out, **overrides)
     elif args.action == "kd-sweep":
         kd_sweep(seeds, args.out, args.budget)
+    elif args.action == "short-target":
+        short_targets(seeds, args.out)
     else:
         results, text = compare(methods, seeds, base_config(**overrides), args.out, quiet=True)
         print(text)
-        fig4(results, "prunefuse@0.5-nokd", "prunefuse@0.5-nofusion")
-        fig4(results, "prunefuse@0.5", "prunefuse@0.5-nofusion")
+        for fused in ("prunefuse@0.5", "prunefuse@0.5-nokd"):
+            fig4(results, fused, "prunefuse@0.5-nofusion")
+            time_to_accuracy(results, fused)
 
 
 if __name__ == "__main__":

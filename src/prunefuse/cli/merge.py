@@ -57,6 +57,8 @@ def merge_arguments(p: argparse.ArgumentParser) -> None:
                    help="PAM MI threshold for conv layers, nats per label variable (default: the chance level)")
     g.add_argument("--alpha-fc", type=NON_NEGATIVE, default=d.alpha_fc,
                    help="PAM MI threshold for linear layers, nats per label variable (default: the chance level)")
+    g.add_argument("--conv-cells", type=COUNT, default=d.conv_cells,
+                   help="PAM: a conv channel enters the MI as its maximum over each cell of this grid (1: global max)")
     g.add_argument("--mtz-share", type=number(0, 1, closed="right"), default=d.mtz_share,
                    help="fraction of neurons MTZ zips per layer")
     g = p.add_argument_group("pruning (the same for every method)")
@@ -97,7 +99,8 @@ def merge_config(args) -> MergeConfig:
     return MergeConfig(data=DataSpec(args.dataset, args.data_dir, args.download, args.subset, args.seed),
                        tasks=args.tasks, arch=args.arch, width=args.width, methods=args.methods, single=single,
                        merge_epochs=args.merge_epochs, calibration=args.calibration, alpha_conv=args.alpha_conv,
-                       alpha_fc=args.alpha_fc, mtz_share=args.mtz_share, prune=prune, val_size=pick("val_size"),
+                       alpha_fc=args.alpha_fc, conv_cells=args.conv_cells, mtz_share=args.mtz_share, prune=prune,
+                       val_size=pick("val_size"),
                        latency_batches=args.latency_batches, latency_repeats=args.latency_repeats,
                        checkpoints=args.checkpoints)
 

@@ -19,19 +19,25 @@ K_NEIGHBOURS = 3
 
 
 def standardise(acts: torch.Tensor, seed: int = 0) -> torch.Tensor:
-    """(N, M) activations, each neuron to zero mean and unit variance (a dead neuron to zeros); a
-    tiny seeded jitter breaks the ties ReLU leaves at zero, which k-NN distances cannot rank."""
+    """(N, M) or (N, M, F) activations, each feature to zero mean and unit variance (a dead one to
+    zeros); a tiny seeded jitter breaks the ties ReLU leaves at zero, which k-NN distances cannot rank."""
+    shape = acts.shape
     acts = acts.double().reshape(len(acts), -1)
     std = acts.std(0, keepdim=True)
     z = torch.where(std > 1e-8, (acts - acts.mean(0, keepdim=True)) / std.clamp_min(1e-8), torch.zeros_like(acts))
     g = torch.Generator().manual_seed(seed)
-    return z + 1e-4 * torch.randn(z.shape, generator=g, dtype=z.dtype)
+    return (z + 1e-4 * torch.randn(z.shape, generator=g, dtype=z.dtype)).reshape(shape)
 
 
 def pairwise_sq_dists(acts: torch.Tensor) -> torch.Tensor:
-    """(N, M) activations -> (M, N, N): the squared distance between samples, one matrix per neuron."""
-    a = acts.float().T
-    return (a[:, :, None] - a[:, None, :]) ** 2
+    """(N, M) activations, or (N, M, F) with F features per neuron -> (M, N, N): the squared distance
+    between samples, one matrix per neuron (summed over its features)."""
+    a = acts.float()
+    a = (a[:, :, None] if a.dim() == 2 else a).permute(1, 2, 0)  # M x F x N
+    out = torch.zeros(a.shape[0], a.shape[2], a.shape[2])
+    for f in range(a.shape[1]):  # one feature at a time keeps memory at M x N x N
+        out += (a[:, f, :, None] - a[:, f, None, :]) ** 2
+    return out
 
 
 def knn_mi(dists: torch.Tensor, labels: torch.Tensor, k: int = K_NEIGHBOURS) -> torch.Tensor:

@@ -4,6 +4,7 @@ shared, and exclusive to one task, by how much each task's labels depend on them
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 
 from .grouped import SHARED, GroupedNet, group_name
 from .mutual_info import K_NEIGHBOURS, irrelevant_neurons, mi_sum, pairwise_sq_dists, standardise
@@ -14,12 +15,19 @@ NULL_QUANTILE = 0.95
 NULL_DRAWS = 40
 
 
-def neuron_activations(net: GroupedNet, x: torch.Tensor) -> list[torch.Tensor]:
-    """Per layer, (N, width) post-ReLU activations of a single-task network; a conv channel is reduced
-    to its spatial maximum, as the authors intended."""
+CONV_CELLS = 4  # a conv channel is described by its maximum in each cell of a 4 x 4 grid
+
+
+def neuron_activations(net: GroupedNet, x: torch.Tensor, cells: int = CONV_CELLS) -> list[torch.Tensor]:
+    """Per layer, post-ReLU activations of a single-task network: (N, width) for a linear layer, and
+    (N, width, cells²) for a conv layer, each channel max-pooled to a cells x cells grid. ``cells=1`` is
+    the spatial maximum the authors intended; it leaves an early edge detector nearly the same on every
+    image (every image has edges), so it reads as irrelevant and is dropped, which a coarse grid avoids
+    (BENCHMARKS.md, issue 9)."""
     with torch.no_grad():
         outputs = net.eval().hidden(x, [0])
-    return [o[SHARED].amax(dim=(2, 3)) if o[SHARED].dim() == 4 else o[SHARED] for o in outputs]
+    return [F.adaptive_max_pool2d(o[SHARED], cells).flatten(2) if o[SHARED].dim() == 4 else o[SHARED]
+            for o in outputs]
 
 
 def null_threshold(per_neuron: torch.Tensor, label_vars: LabelVars, seed: int = 0,
@@ -67,11 +75,12 @@ def split_layer(acts: list[torch.Tensor], task_labels: list[LabelVars], alpha: f
 
 
 def pam_groups(singles: list[GroupedNet], x: torch.Tensor, task_labels: list[LabelVars],
-               alpha: dict[str, float | None] | None = None, seed: int = 0) -> list[dict[str, list[Origin]]]:
+               alpha: dict[str, float | None] | None = None, seed: int = 0,
+               cells: int = CONV_CELLS) -> list[dict[str, list[Origin]]]:
     """Group every layer; ``task_labels[t]`` are task t's label variables on the calibration images
     ``x``. ``alpha`` maps ``conv`` and ``linear`` to a threshold (nats per label variable) or None for
-    the chance level."""
+    the chance level; ``cells`` is the grid a conv channel is max-pooled to."""
     alpha = {"conv": None, "linear": None, **(alpha or {})}
-    per_net = [neuron_activations(net, x) for net in singles]
+    per_net = [neuron_activations(net, x, cells) for net in singles]
     return [split_layer([acts[layer] for acts in per_net], task_labels, alpha[spec.kind], seed + 100 * layer)[0]
             for layer, spec in enumerate(singles[0].plan.layers)]

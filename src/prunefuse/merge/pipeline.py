@@ -44,6 +44,7 @@ class MergeConfig:
     calibration: int = 256  # validation images for the MI (PAM) and the Hessians (MTZ)
     alpha_conv: float | None = None  # MI threshold, nats per label variable (None: the chance level)
     alpha_fc: float | None = None
+    conv_cells: int = 4  # a conv channel enters the MI as its maxima over a grid of this many cells a side
     mtz_share: float = 0.5
     prune: PruneConfig = field(default_factory=PruneConfig)
     val_size: int = 5000  # held out of the training split for the tolerance check
@@ -60,6 +61,8 @@ class MergeConfig:
             raise UserError(f"--mtz-share {self.mtz_share} is out of range; use a fraction in (0, 1]")
         if self.calibration < 8:
             raise UserError(f"--calibration {self.calibration} is too small; use at least 8 images (default 256)")
+        if self.conv_cells < 1:
+            raise UserError(f"--conv-cells {self.conv_cells} must be at least 1")
         if not self.latency_batches or min(self.latency_batches) < 1:
             raise UserError("--latency-batches must list positive batch sizes, e.g. 1,64")
         if self.merge_epochs < 0:
@@ -168,7 +171,8 @@ class MergeRun:
         x, labels = self.calibration()
         if method == "pam":
             alpha = {"conv": self.config.alpha_conv, "linear": self.config.alpha_fc}
-            net = assemble(singles, pam_groups(singles, x, labels, alpha, self.config.single.seed))
+            groups = pam_groups(singles, x, labels, alpha, self.config.single.seed, self.config.conv_cells)
+            net = assemble(singles, groups)
         elif method == "mtz":
             net = mtz_merge(singles, x, self.config.mtz_share)
         else:  # shared: one trunk of a single network's width, all heads, trained from scratch
