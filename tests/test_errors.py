@@ -169,6 +169,34 @@ def test_a_live_lock_keeps_a_second_process_out_and_a_stale_one_is_taken_over(tm
     assert not (out / ".lock").exists()
 
 
+def test_two_processes_writing_one_directory(tmp_path):
+    """A second process started on a directory another one is writing is refused before it writes."""
+    import subprocess
+    import sys
+    import time
+
+    out = tmp_path / "shared"
+    slow = [a if a != "0" else "100000" for a in RUN]  # --target-steps 100000: the first is still at work
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    first = subprocess.Popen([sys.executable, "-m", "prunefuse", *slow, "--out", str(out)], env=env,
+                             stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.time() + 120
+        while not (out / "state.json").exists() and time.time() < deadline:
+            time.sleep(0.05)
+        before_config = (out / "config.json").read_text()
+        second = subprocess.run([sys.executable, "-m", "prunefuse", *slow, "--out", str(out)], env=env,
+                                capture_output=True, text=True)
+        assert first.poll() is None, "the first process ended before the second started"
+        assert second.returncode == 2 and "in use by process" in second.stderr, second.stderr
+        assert len(second.stderr.strip().splitlines()) == 1
+        assert len((out / "attempts.jsonl").read_text().splitlines()) == 1  # the second never started there
+        assert json.loads((out / "config.json").read_text()) == json.loads(before_config)
+    finally:
+        first.kill()
+        first.wait()
+
+
 def test_resume_refuses_flags_it_would_ignore(finished_run, capsys):
     assert_refused(capsys, cli("run", "--resume", finished_run, "--budgets", "0.1,0.3"), "drop --budgets")
 
