@@ -206,3 +206,27 @@ def test_select_rejects_bad_label_files(tmp_path, capsys, body, message):
                  "--out", str(tmp_path / "o.csv"), "--classes", "cat,dog"])
     err = capsys.readouterr().err
     assert code == 2 and message in err and len(err.strip().splitlines()) == 1
+
+
+def test_the_loop_labels_what_its_selector_is_least_sure_of(tmp_path):
+    """Through the whole loop: the samples dense AL labeled in round 1 are ones its trained selector was
+    less confident about than a random draw of the same size from the unlabeled pool; a selection that
+    ignored the scores, or sorted them the wrong way, fails this."""
+    from prunefuse.active.loop import load_pool
+    from prunefuse.data import Normalizer
+    from prunefuse.io.checkpoint import load_model
+    from prunefuse.train import predict
+
+    cfg = tiny("digits", method="al", selector_epochs=10, selector_steps=300, pool_size=600, initial=60, budgets=[120],
+               target_epochs=1)
+    run_active(cfg, tmp_path, quiet=True)
+    rows = labeled_rows(tmp_path)
+    initial = {int(r["index"]) for r in rows if r["round"] == "0"}
+    chosen = [int(r["index"]) for r in rows if r["round"] == "1"]
+    pool = load_pool(cfg)
+    selector, _ = load_model(tmp_path / "checkpoints" / "selector_v0")
+    confidence = predict(selector, pool.train.images, Normalizer(*pool.train.channel_stats())).softmax(1).amax(1)
+    others = torch.tensor(sorted(set(range(600)) - initial - set(chosen)))
+    random = others[torch.randperm(len(others), generator=torch.Generator().manual_seed(0))[:len(chosen)]]
+    assert confidence[chosen].mean() < confidence[random].mean() - 0.1
+    assert confidence[chosen].max() <= confidence[others].min() + 1e-6  # the least confident of all, in order
