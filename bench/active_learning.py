@@ -10,6 +10,7 @@ prunefuse@0.5 in the target phase alone reuse its selection on each seed.
     python bench/active_learning.py table --seeds 0,1,2,3,4 --out runs/v2
     python bench/active_learning.py kd-sweep --seeds 0,1,2 --out runs/v2
     python bench/active_learning.py methods --methods prunefuse@0.5-init,prunefuse@0.5-zero --seeds 0 --out runs/v2
+    python bench/active_learning.py fill --seeds 0,1,2,3,4 --out runs/v2
     python bench/active_learning.py short-target --seeds 0,1,2,3,4 --out runs/v2
 
 ``table`` prints the accuracy table (mean ± std), paired differences against random and dense AL with
@@ -49,66 +50,70 @@ def run_methods(methods: list[str], seeds: list[int], out: Path, **overrides) ->
         compare(methods, [seed], base_config(**overrides), out, quiet=True)
 
 
+def target_only(out: Path, study: str, name: str, seed: int, budget: int, **overrides) -> dict:
+    """The target phase alone at one budget, on prunefuse@0.5's saved labels and selectors for ``seed``."""
+    cfg = replace(base_config(), method="prunefuse", prune_ratio=0.5, eval_at=[budget], curve_every=0, seed=seed,
+                  **overrides)
+    return run_active(cfg, out / study / name / f"seed{seed}", quiet=True,
+                      selection_from=out / "prunefuse@0.5" / f"seed{seed}")
+
+
+def print_against(title: str, reference: list[float], rows: list[tuple[str, list[float]]]) -> None:
+    """Mean accuracy of each row and its paired difference to ``reference``, with 95% intervals."""
+    print(f"\n{title}\n\n| setting | accuracy (%) | Δ [95% interval] |\n|---|---|---|")
+    print(f"| (reference) | {100 * statistics.mean(reference):.2f} | |")
+    for name, accs in rows:
+        diff = mean_interval([a - b for a, b in zip(accs, reference, strict=True)])
+        print(f"| {name} | {100 * statistics.mean(accs):.2f} | {diff.text()} |")
+
+
 def kd_sweep(seeds: list[int], out: Path, budget: int) -> None:
-    """The target phase alone, at one budget, on prunefuse@0.5's saved selection and selectors."""
-    base = replace(base_config(), method="prunefuse", prune_ratio=0.5, eval_at=[budget], curve_every=0)
-    rows = []
+    """α and T (and a decaying KD weight) of the fused target's distillation, against no KD."""
+    base_train = base_config().train
     settings = [(a, t, "constant") for a, t in itertools.product(KD_ALPHAS, KD_TEMPERATURES)]
     settings += [(a, t, "decay") for a, t in KD_DECAYED]
+    rows = []
     for alpha, temperature, schedule in settings:
-        accs = []
-        for seed in seeds:
-            cfg = replace(base, seed=seed, train={**base.train, "kd_alpha": alpha, "kd_temperature": temperature,
-                                                  "kd_schedule": schedule})
-            name = f"a{alpha:g}-T{temperature:g}" + ("-decay" if schedule == "decay" else "")
-            r = run_active(cfg, out / "kd-sweep" / name / f"seed{seed}", quiet=True,
-                           selection_from=out / "prunefuse@0.5" / f"seed{seed}")
-            accs.append(r["final_accuracy"])
-        rows.append((alpha, temperature, schedule, accs))
-    no_kd = [run_active(replace(base, seed=s, kd=False), out / "kd-sweep" / "nokd" / f"seed{s}", quiet=True,
-                        selection_from=out / "prunefuse@0.5" / f"seed{s}")["final_accuracy"] for s in seeds]
-    print(f"\nKD sweep at {budget} labels, seeds {seeds}: target accuracy (%), and paired difference to no KD\n")
-    print("| α | T | schedule | accuracy | Δ vs no KD [95% interval] |\n|---|---|---|---|---|")
-    print(f"| (no KD) | | | {100 * statistics.mean(no_kd):.2f} | |")
-    for alpha, temperature, schedule, accs in rows:
-        diff = mean_interval([a - b for a, b in zip(accs, no_kd, strict=True)])
-        print(f"| {alpha:g} | {temperature:g} | {schedule} | {100 * statistics.mean(accs):.2f} | {diff.text()} |")
+        name = f"a{alpha:g}-T{temperature:g}" + ("-decay" if schedule == "decay" else "")
+        train = {**base_train, "kd_alpha": alpha, "kd_temperature": temperature, "kd_schedule": schedule}
+        rows.append((f"α={alpha:g} T={temperature:g} {schedule}",
+                     [target_only(out, "kd-sweep", name, s, budget, kd=True, train=train)["final_accuracy"]
+                      for s in seeds]))
+    no_kd = [target_only(out, "kd-sweep", "nokd", s, budget, kd=False)["final_accuracy"] for s in seeds]
+    print_against(f"KD sweep at {budget} labels, seeds {seeds}: fused target's accuracy; Δ against no KD", no_kd,
+                  rows)
 
 
-SHORT = (0.25, 0.5)  # fractions of the target's epochs and steps
+def fill_study(seeds: list[int], out: Path, budget: int) -> None:
+    """The fill of the positions fusion does not cover (no KD), against reinit, the default."""
+    rows = {fill: [target_only(out, "fill", fill, s, budget, kd=False, fill=fill)["final_accuracy"] for s in seeds]
+            for fill in ("reinit", "init", "zero")}
+    print_against(f"Fill at {budget} labels, seeds {seeds} (no KD); Δ against reinit", rows["reinit"],
+                  [(f"fill {f}", a) for f, a in rows.items() if f != "reinit"])
 
 
-def short_targets(seeds: list[int], out: Path) -> None:
-    """At the final budget, on prunefuse@0.5's labels: the fused target (no KD) and the target from
-    scratch trained with a quarter and half of the schedule, against the scratch target's full one.
-    A one-cycle schedule reaches its best only as the rate decays, so how soon a warm start gets there
-    is measured by shortening the whole schedule, not by reading the full run's curve."""
-    base = replace(base_config(), method="prunefuse", prune_ratio=0.5, eval_at=[BUDGETS[-1]], curve_every=0, kd=False)
-    rows: dict[str, list[float]] = {}
-    for seed in seeds:
-        source = out / "prunefuse@0.5" / f"seed{seed}"
-        for name, fusion, full_run in (("fused", True, "prunefuse@0.5-nokd"), ("scratch", False,
-                                                                                "prunefuse@0.5-nofusion")):
-            for fraction in SHORT:
-                cfg = replace(base, seed=seed, fusion=fusion, target_epochs=round(base.target_epochs * fraction),
-                              target_steps=round(base.target_steps * fraction))
-                r = run_active(cfg, out / "short-target" / f"{name}-{fraction:g}" / f"seed{seed}", quiet=True,
-                               selection_from=source)
-                rows.setdefault(f"{name} x{fraction:g}", []).append(r["final_accuracy"])
-                rows.setdefault(f"{name} x{fraction:g} s", []).append(r["target_seconds"])
-            done = compare([full_run], [seed], base_config(), out, quiet=True)[0][0]  # the full schedule, as run
-            rows.setdefault(f"{name} x1", []).append(done["final_accuracy"])
-            rows.setdefault(f"{name} x1 s", []).append(final_round(done)["target_seconds"])
-    full = rows["scratch x1"]
-    print(f"\nTarget schedule shortened, at {BUDGETS[-1]} labels, seeds {seeds} (no KD)\n")
-    print("| target | schedule | accuracy (%) | target s | Δ vs scratch, full schedule [95% interval] |\n"
-          "|---|---|---|---|---|")
-    for fraction in (*SHORT, 1.0):
-        for name in ("fused", "scratch"):
-            accs = rows[f"{name} x{fraction:g}"]
-            diff = mean_interval([a - b for a, b in zip(accs, full, strict=True)])
-            print(f"| {name} | x{fraction:g} | {100 * statistics.mean(accs):.2f} | "
-                  f"{statistics.mean(rows[f'{name} x{fraction:g} s']):.0f} | {diff.text()} |")
+SHORT = (0.25, 0.5, 1.0)  # fractions of the target's epochs and steps
+
+
+def short_targets(seeds: list[int], out: Path, budget: int) -> None:
+    """The fused target (no KD) and the target from scratch trained with a quarter, half and all of the
+    schedule, on the same labels. A one-cycle schedule reaches its best only as the rate decays, so how
+    soon a warm start gets there is measured by shortening the whole schedule, not by reading a curve."""
+    base = base_config()
+    rows = []
+    scratch_full = None
+    for name, fusion in (("fused", True), ("scratch", False)):
+        for fraction in SHORT:
+            runs = [target_only(out, "short-target", f"{name}-{fraction:g}", s, budget, kd=False, fusion=fusion,
+                                target_epochs=round(base.target_epochs * fraction),
+                                target_steps=round(base.target_steps * fraction)) for s in seeds]
+            accs = [r["final_accuracy"] for r in runs]
+            seconds = statistics.mean(r["target_seconds"] for r in runs)
+            rows.append((f"{name}, x{fraction:g} schedule ({seconds:.0f} s)", accs))
+            if name == "scratch" and fraction == 1.0:
+                scratch_full = accs
+    print_against(f"Target schedule shortened, at {budget} labels, seeds {seeds} (no KD); Δ against scratch, "
+                  "full schedule", scratch_full, rows)
 
 
 def fig4(results: list[dict], fused: str, scratch: str) -> None:
@@ -178,11 +183,11 @@ def time_to_accuracy(results: list[dict], method: str, reference: str = "al") ->
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("action", choices=("run", "table", "kd-sweep", "methods", "short-target"))
+    parser.add_argument("action", choices=("run", "table", "methods", "kd-sweep", "fill", "short-target"))
     parser.add_argument("--out", default="runs/v2", type=Path)
     parser.add_argument("--seeds", default="0,1,2,3,4")
     parser.add_argument("--methods", default=",".join(METHODS))
-    parser.add_argument("--budget", type=int, default=BUDGETS[-1], help="kd-sweep: the budget it trains at")
+    parser.add_argument("--budget", type=int, default=BUDGETS[-1], help="target-only studies: the budget")
     parser.add_argument("--round-to", type=int, help="pruned selectors keep multiples of this many channels")
     args = parser.parse_args()
     configure_threads()
@@ -194,8 +199,10 @@ def main() -> None:
         run_methods(methods, seeds, args.out, **overrides)
     elif args.action == "kd-sweep":
         kd_sweep(seeds, args.out, args.budget)
+    elif args.action == "fill":
+        fill_study(seeds, args.out, args.budget)
     elif args.action == "short-target":
-        short_targets(seeds, args.out)
+        short_targets(seeds, args.out, args.budget)
     else:
         results, text = compare(methods, seeds, base_config(**overrides), args.out, quiet=True)
         print(text)
