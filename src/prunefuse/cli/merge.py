@@ -49,6 +49,7 @@ def merge_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--device", default="auto")
     g.add_argument("--seed", type=SEED, default=0)
     g = p.add_argument_group("merging")
+    g.add_argument("--merge-lr", type=POSITIVE, default=d.merge_lr, help="peak rate of the joint training")
     g.add_argument("--merge-epochs", type=NON_NEGATIVE_INT, default=d.merge_epochs,
                    help="joint fine-tuning after merging")
     g.add_argument("--calibration", type=number(8, integer=True), default=d.calibration,
@@ -98,7 +99,8 @@ def merge_config(args) -> MergeConfig:
                         finetune_samples=pick("finetune_samples"))
     return MergeConfig(data=DataSpec(args.dataset, args.data_dir, args.download, args.subset, args.seed),
                        tasks=args.tasks, arch=args.arch, width=args.width, methods=args.methods, single=single,
-                       merge_epochs=args.merge_epochs, calibration=args.calibration, alpha_conv=args.alpha_conv,
+                       merge_epochs=args.merge_epochs, merge_lr=args.merge_lr, calibration=args.calibration,
+                       alpha_conv=args.alpha_conv,
                        alpha_fc=args.alpha_fc, conv_cells=args.conv_cells, mtz_share=args.mtz_share, prune=prune,
                        val_size=pick("val_size"),
                        latency_batches=args.latency_batches, latency_repeats=args.latency_repeats,
