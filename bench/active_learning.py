@@ -13,8 +13,9 @@ prunefuse@0.5 in the target phase alone reuse its selection on each seed.
     python bench/active_learning.py fill --seeds 0,1,2,3,4 --out runs/v2
     python bench/active_learning.py short-target --seeds 0,1,2,3,4 --out runs/v2
 
-``table`` prints the accuracy table (mean ± std), paired differences against random and dense AL with
-95% intervals, phase costs, and the fused target's epochs to reach the scratch target's accuracy.
+``table`` reads the finished runs (it never trains) and prints the accuracy table (mean ± std),
+paired differences against random and dense AL with 95% intervals, phase costs, and the fused
+target's epochs to reach the scratch target's accuracy.
 """
 
 from __future__ import annotations
@@ -26,7 +27,9 @@ from dataclasses import replace
 from pathlib import Path
 
 from prunefuse.active import ActiveConfig, compare, run_active
+from prunefuse.active.report import write_comparison_report
 from prunefuse.active.stats import epochs_to_reach, mean_interval
+from prunefuse.io.storage import read_json
 from prunefuse.train import TrainConfig, configure_threads
 
 METHODS = ["random", "al", "svp", "prunefuse@0.5", "prunefuse@0.7", "prunefuse@0.5-nofusion", "prunefuse@0.5-nokd"]
@@ -148,6 +151,12 @@ def final_round(run: dict) -> dict:
     return next(r for r in reversed(run["rounds"]) if r.get("target_curve"))
 
 
+def finished(methods: list[str], seeds: list[int], out: Path) -> list[dict]:
+    """The runs that have finished: ``table`` reports while other processes still train, and never trains."""
+    found = [out / m / f"seed{s}" / "results.json" for m in methods for s in seeds]
+    return [read_json(p) for p in found if p.is_file()]
+
+
 def time_to_accuracy(results: list[dict], method: str, reference: str = "al") -> None:
     """The whole pipeline's seconds until the target reaches dense AL's final accuracy: selection, the
     final selector fit, and the target trained only as long as it needs (issue 8's measure). Dense AL
@@ -204,8 +213,8 @@ def main() -> None:
     elif args.action == "short-target":
         short_targets(seeds, args.out, args.budget)
     else:
-        results, text = compare(methods, seeds, base_config(**overrides), args.out, quiet=True)
-        print(text)
+        results = finished(methods, seeds, args.out)
+        print(write_comparison_report(args.out, results))
         for fused in ("prunefuse@0.5", "prunefuse@0.5-nokd"):
             fig4(results, fused, "prunefuse@0.5-nofusion")
             time_to_accuracy(results, fused)

@@ -142,30 +142,20 @@ def test_flops_preact56_on_meta_matches_analytic_count():
     assert c["macs"] == stem + stage1 + stage2 + stage3 + projections + 64 * 10
 
 
-def test_narrow_strided_shortcuts_train_correctly_in_channels_last():
-    """An earlier session saw heap corruption in torch 2.13's channels_last CPU backward of 1x1 stride-2
-    convolutions with 2-7 input channels and trained such networks in NCHW. It could not be reproduced
-    (BENCHMARKS.md, issue 8): this test trains the network that was said to crash, in channels_last, and
-    checks random narrow strided 1x1 convolutions against NCHW, so a regression fails here."""
-    import random
-
+def test_narrow_strided_shortcuts_train_in_nchw_on_the_cpu():
+    """torch 2.13's channels_last CPU backward of a 1x1 stride-2 convolution with 2-7 input channels has
+    aborted the process (BENCHMARKS.md, issue 8): a pruned network with such a shortcut trains in NCHW,
+    the dense one in channels_last."""
     from prunefuse.pruning import prune
+    from prunefuse.train.runtime import channels_last_hazard
 
     torch.manual_seed(0)
+    dense = models.create("preact8", 10, 1, 8)
     pruned, _ = prune(models.create("preact8", 10, 1, 8), 0.7, torch.zeros(1, 1, 8, 8))
-    assert pruned.layer2[0].shortcut.in_channels < 8 and pruned.layer2[0].shortcut.stride == (2, 2)
-    train = data.load("digits", "train").subset(torch.arange(256))
-    result = fit(pruned, train, TrainConfig(epochs=4, batch_size=128, device="cpu"), quiet=True)
-    assert result.samples == 1024 and not pruned.layer1[0].conv1.weight.is_contiguous()  # channels_last
-    rng = random.Random(0)
-    for _ in range(40):
-        cin, cout, side, n = rng.randint(2, 7), rng.randint(1, 24), rng.randint(2, 30), rng.randint(1, 96)
-        conv = torch.nn.Conv2d(cin, cout, 1, stride=2, bias=False)
-        x = torch.randn(n, cin, side, side)
-        grads = []
-        for fmt in (torch.channels_last, torch.contiguous_format):
-            conv.zero_grad()
-            xi = x.clone().contiguous(memory_format=fmt).requires_grad_(True)
-            conv.to(memory_format=fmt)(xi).square().sum().backward()
-            grads.append((xi.grad.contiguous(), conv.weight.grad.contiguous()))
-        torch.testing.assert_close(grads[0], grads[1], rtol=1e-4, atol=1e-4)
+    assert channels_last_hazard(pruned) == "layer2.0.shortcut" and channels_last_hazard(dense) is None
+    train = data.load("digits", "train").subset(torch.arange(128))
+    config = TrainConfig(epochs=1, batch_size=64, device="cpu")
+    fit(pruned, train, config, quiet=True)
+    fit(dense, train, config, quiet=True)
+    assert pruned.layer1[0].conv1.weight.is_contiguous()
+    assert not dense.layer1[0].conv1.weight.is_contiguous()  # channels_last

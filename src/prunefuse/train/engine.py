@@ -21,7 +21,7 @@ from ..io.storage import append_jsonl
 from .config import TrainConfig
 from .distill import kd_loss
 from .objective import Objective, default_objective
-from .runtime import autocast, autocast_dtype, configure_threads, resolve_device
+from .runtime import autocast, autocast_dtype, configure_threads, resolve_device, safe_channels_last
 from .schedule import make_scheduler
 
 
@@ -59,7 +59,9 @@ def progress_enabled(quiet: bool) -> bool:
 
 
 def prepare_model(model: nn.Module, device: torch.device, channels_last: bool) -> tuple[nn.Module, bool]:
-    """Move to the device in the memory format asked for; returns the model and whether it is channels_last."""
+    """Move to the device in the memory format asked for, where training in it is safe; returns the model
+    and whether it is channels_last."""
+    channels_last = safe_channels_last(model, device, channels_last)
     model = model.to(device, memory_format=torch.channels_last if channels_last else torch.contiguous_format)
     return model, channels_last
 
