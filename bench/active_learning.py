@@ -70,10 +70,10 @@ def print_against(title: str, reference: list[float], rows: list[tuple[str, list
         print(f"| {name} | {100 * statistics.mean(accs):.2f} | {diff.text()} |")
 
 
-def kd_sweep(seeds: list[int], out: Path, budget: int) -> None:
+def kd_sweep(seeds: list[int], out: Path, budget: int, alphas=KD_ALPHAS, temperatures=KD_TEMPERATURES) -> None:
     """α and T (and a decaying KD weight) of the fused target's distillation, against no KD."""
     base_train = base_config().train
-    settings = [(a, t, "constant") for a, t in itertools.product(KD_ALPHAS, KD_TEMPERATURES)]
+    settings = [(a, t, "constant") for a, t in itertools.product(alphas, temperatures)]
     settings += [(a, t, "decay") for a, t in KD_DECAYED]
     rows = []
     for alpha, temperature, schedule in settings:
@@ -198,6 +198,8 @@ def main() -> None:
     parser.add_argument("--methods", default=",".join(METHODS))
     parser.add_argument("--budget", type=int, default=BUDGETS[-1], help="target-only studies: the budget")
     parser.add_argument("--round-to", type=int, help="pruned selectors keep multiples of this many channels")
+    parser.add_argument("--kd-alphas", default=",".join(map(str, KD_ALPHAS)), help="kd-sweep: the α grid")
+    parser.add_argument("--kd-temperatures", default=",".join(map(str, KD_TEMPERATURES)), help="kd-sweep: the T grid")
     args = parser.parse_args()
     configure_threads()
     seeds = [int(s) for s in args.seeds.split(",")]
@@ -207,7 +209,8 @@ def main() -> None:
     if args.action in ("run", "methods"):
         run_methods(methods, seeds, args.out, **overrides)
     elif args.action == "kd-sweep":
-        kd_sweep(seeds, args.out, args.budget)
+        kd_sweep(seeds, args.out, args.budget, [float(a) for a in args.kd_alphas.split(",")],
+                 [float(t) for t in args.kd_temperatures.split(",")])
     elif args.action == "fill":
         fill_study(seeds, args.out, args.budget)
     elif args.action == "short-target":

@@ -35,7 +35,7 @@ def needs_fashion():
 
 @pytest.mark.parametrize("overrides", [
     dict(method="prunefuse"), dict(method="al"), dict(method="svp"), dict(method="random"),
-    dict(method="prunefuse", fusion=False), dict(method="prunefuse", kd=False),
+    dict(method="prunefuse", fusion=False), dict(method="prunefuse", kd=True),
     dict(method="prunefuse", t_sync=1), dict(method="prunefuse", fill="zero", fusion_scope="conv"),
     dict(method="prunefuse", selection="kcenter"), dict(method="al", selection="badge"),
     dict(method="svp", selection="margin", svp_epochs=1), dict(method="prunefuse", selection="entropy",
@@ -127,11 +127,11 @@ def test_kill_9_then_cli_resume(tmp_path):
 
 
 def test_compare_table_has_every_method_with_mean_and_std(tmp_path):
-    results, table = compare(["random", "prunefuse@0.7-nokd"], [0, 1], tiny("digits"), tmp_path, quiet=True)
+    results, table = compare(["random", "prunefuse@0.7-kd"], [0, 1], tiny("digits"), tmp_path, quiet=True)
     assert len(results) == 4
     assert "| random | random labels | 2 |" in table and "±" in table
-    assert "| prunefuse@0.7-nokd | selector preact8 pruned p=0.7, fusion reinit/all, no KD | 2 |" in table
-    assert "Paired difference against random" in table and "| prunefuse@0.7-nokd | 2 |" in table
+    assert "| prunefuse@0.7-kd | selector preact8 pruned p=0.7, fusion reinit/all, KD α=0.5 T=4 | 2 |" in table
+    assert "Paired difference against random" in table and "| prunefuse@0.7-kd | 2 |" in table
     assert (tmp_path / "random" / "seed1" / "results.json").is_file()
     again, _ = compare(["random"], [0], tiny("digits"), tmp_path, quiet=True)  # finished runs are reused
     assert again[0]["final_accuracy"] == results[0]["final_accuracy"]

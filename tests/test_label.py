@@ -514,7 +514,7 @@ def test_the_whole_loop_select_label_select_fit_predict(fashion_folder, tmp_path
     results = json.loads((out / "results.json").read_text())
     assert results["labeled"] == results["train"] + results["validation"] == 40
     assert 10 <= results["validation"] <= 14  # about a quarter, and one at least of each of the ten classes
-    assert 0 <= results["validation_accuracy"] <= 1 and results["kd"] is True and results["fill"] == "reinit"
+    assert 0 <= results["validation_accuracy"] <= 1 and results["kd"] is False and results["fill"] == "reinit"
     model, meta = checkpoint.load_model(out)
     assert meta["classes"] == classes and meta["input_shape"] == [1, 28, 28] and meta["arch"] == "preact8"
     assert model.eval()(torch.zeros(2, 1, 28, 28)).shape == (2, len(classes))
@@ -544,8 +544,8 @@ def test_predict_refuses_images_the_model_cannot_take(fashion_folder, tmp_path, 
                *TINY_SELECTOR) == 0
     out = tmp_path / "final"
     assert cli("fit", "--pool", images, "--labels", labels, "--out", out, "--epochs", 1, "--steps", 0,
-               "--no-kd", "--fill", "init", "--quiet") == 0
-    assert json.loads((out / "results.json").read_text())["kd"] is False
+               "--kd", "--fill", "init", "--quiet") == 0
+    assert json.loads((out / "results.json").read_text())["kd"] is True
     rgb = tmp_path / "rgb.npz"
     np.savez(rgb, x=np.zeros((3, 28, 28, 3), np.uint8))
     assert_refused(capsys, cli("predict", "--model", out, "--images", rgb, "--out", tmp_path / "p.csv"),

@@ -61,8 +61,9 @@ def add_active_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--target-epochs", type=COUNT, help=f"default {d.target_epochs}")
     g.add_argument("--target-steps", type=NON_NEGATIVE_INT, help=f"at least this many optimizer steps per target "
                    f"fit (default {d.target_steps})")
+    g.add_argument("--kd", action="store_true", help=f"distil the fused target from the selector (default "
+                   f"{'on' if d.kd else 'off'}: it lowered accuracy in every measurement, BENCHMARKS.md)")
     g.add_argument("--no-kd", action="store_true", help="train the fused target without distillation")
-    g.add_argument("--kd", action="store_true", help="distil from the selector (the default is set in ActiveConfig)")
     g.add_argument("--kd-alpha", type=UNIT, help=f"weight of the cross-entropy in the KD loss, in [0, 1] "
                    f"(default {d.train['kd_alpha']})")
     g.add_argument("--kd-temperature", type=POSITIVE, help=f"KD softmax temperature (default "

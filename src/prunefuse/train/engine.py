@@ -58,10 +58,11 @@ def progress_enabled(quiet: bool) -> bool:
     return not quiet and sys.stderr.isatty() and distributed.is_main()
 
 
-def prepare_model(model: nn.Module, device: torch.device, channels_last: bool) -> tuple[nn.Module, bool]:
-    """Move to the device in the memory format asked for, where training in it is safe; returns the model
-    and whether it is channels_last."""
-    channels_last = safe_channels_last(model, device, channels_last)
+def prepare_model(model: nn.Module, device: torch.device, channels_last: bool,
+                  trains: bool = True) -> tuple[nn.Module, bool]:
+    """Move to the device in the memory format asked for (for a model that trains, where its backward is
+    safe in it); returns the model and whether it is channels_last."""
+    channels_last = safe_channels_last(model, device, channels_last) if trains else channels_last
     model = model.to(device, memory_format=torch.channels_last if channels_last else torch.contiguous_format)
     return model, channels_last
 
@@ -152,7 +153,7 @@ def fit(model: nn.Module, train: Dataset, config: TrainConfig, test: Dataset | N
     model, channels_last = prepare_model(model, device, config.channels_last)
     teacher_format = None
     if teacher is not None:  # the teacher picks its own memory format; the student's never changes for it
-        teacher, teacher_channels_last = prepare_model(teacher, device, config.channels_last)
+        teacher, teacher_channels_last = prepare_model(teacher, device, config.channels_last, trains=False)
         teacher.eval()
         teacher_format = torch.channels_last if teacher_channels_last else torch.contiguous_format
     step_model = data_parallel(model, device, config.sync_bn)
