@@ -286,6 +286,7 @@ def stop(proc):
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+    proc.stdout.close()
 
 
 def request(url, method="GET", body=None):
@@ -347,9 +348,7 @@ def test_kill_9_loses_no_acknowledged_label_and_duplicates_none(tmp_path):
         assert acknowledged.items() <= dict(written).items(), "an acknowledged label was lost"
         assert len(written) <= len(acknowledged) + 1  # at most the one that was in flight
     finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
+        stop(proc)
 
     proc, url = start_server(tmp_path, log, "--classes", "a,b,c")
     try:
