@@ -123,18 +123,19 @@ def speedup_lines(results: list[dict]) -> str:
 def write_plots(out: Path, results: list[dict]) -> list[str]:
     groups = group_by_label(results)
 
+    several = max(len(r) for r in groups.values()) > 1
+
     def budget(ax):
         for label, runs in groups.items():
             xs, mean, low, high = band(runs)
-            line = ax.plot(xs, [100 * m for m in mean], marker="o", label=label)[0]
+            name = f"{label} ({len(runs)} seeds)" if several else label
+            line = ax.plot(xs, [100 * m for m in mean], marker="o", label=name)[0]
             if len(runs) > 1:
                 ax.fill_between(xs, [100 * v for v in low], [100 * v for v in high], color=line.get_color(),
                                 alpha=0.15, linewidth=0)
         ax.set_xlabel("labeled samples")
         ax.set_ylabel("test accuracy (%)")
-        seeds = max(len(r) for r in groups.values())
-        ax.set_title("Accuracy against budget" + (f" (band: 95% interval over {seeds} seeds)" if seeds > 1 else ""),
-                     fontsize=9)
+        ax.set_title("Accuracy against budget" + (" (band: 95% interval over seeds)" if several else ""), fontsize=9)
 
     def cost(ax):
         for label, runs in groups.items():
