@@ -32,7 +32,8 @@ from prunefuse.active.stats import epochs_to_reach, mean_interval
 from prunefuse.io.storage import read_json
 from prunefuse.train import TrainConfig, configure_threads
 
-METHODS = ["random", "al", "svp", "prunefuse@0.5", "prunefuse@0.7", "prunefuse@0.5-nofusion", "prunefuse@0.5-nokd"]
+METHODS = ["random", "al", "svp", "prunefuse@0.5", "prunefuse@0.7", "prunefuse@0.5-nofusion", "prunefuse@0.5-nokd",
+           "prunefuse@0.7-nokd"]
 BUDGETS = [1000, 1500, 2000, 2500]
 PROTOCOL = dict(dataset="fashion-mnist", pool_size=10_000, arch="preact20", initial=500, budgets=BUDGETS,
                 eval_at=BUDGETS, selector_epochs=30, selector_steps=500, target_epochs=30, target_steps=500,
