@@ -129,8 +129,7 @@ def fig4(results: list[dict], fused: str, scratch: str) -> None:
     for (label, seed), r in sorted(by.items()):
         if label != fused or (scratch, seed) not in by:
             continue
-        mine = next(x["target_curve"] for x in reversed(r["rounds"]) if x.get("target_curve"))
-        theirs = next(x["target_curve"] for x in reversed(by[(scratch, seed)]["rounds"]) if x.get("target_curve"))
+        mine, theirs = final_round(r)["target_curve"], final_round(by[(scratch, seed)])["target_curve"]
         goal = theirs[-1]["accuracy"]
         hit = epochs_to_reach(mine, goal)
         rows.append((seed, goal, theirs[-1]["epoch"], theirs[-1]["train_seconds"], hit))

@@ -1,4 +1,5 @@
-"""Shared helpers for the benchmarks: timing by median of repeats, and table printing."""
+"""Shared helpers for the benchmarks: the networks they compare, timing by median of repeats, and table
+printing."""
 
 from __future__ import annotations
 
@@ -8,6 +9,21 @@ import time
 from datetime import date
 
 import torch
+
+from prunefuse import models
+from prunefuse.pruning import prune
+
+
+def pruned_family(arch: str, shape: tuple[int, ...], variants) -> dict[str, torch.nn.Module]:
+    """A seeded dense network and copies of it pruned at each (ratio, round_to) of ``variants``, as
+    PruneFuse prunes its selector (5 steps)."""
+    torch.manual_seed(0)
+    dense = models.create(arch, 10, shape[0], shape[1])
+    nets = {"dense": dense}
+    for p, r in variants:
+        name = f"p={p:g}" + (f" round_to={r}" if r else "")
+        nets[name] = prune(dense, p, torch.zeros(1, *shape), steps=5, arch=arch, round_to=r)[0]
+    return nets
 
 
 def median_rate(fn, items: int, repeats: int = 3, warmup: int = 1) -> float:

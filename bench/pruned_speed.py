@@ -15,16 +15,16 @@ of them alike.
 from __future__ import annotations
 
 import argparse
+import copy
 import time
 
 import torch
 import torch.nn.functional as F
 
-from common import header, interleaved_rates, table
+from common import header, interleaved_rates, pruned_family, table
 from prunefuse import data, models
 from prunefuse.data.batching import Normalizer
 from prunefuse.flops import count
-from prunefuse.pruning import prune
 from prunefuse.selection import select
 from prunefuse.train import TrainConfig, configure_threads, fit, predict
 
@@ -34,13 +34,9 @@ STAGES = ("conv1", "layer1", "layer2", "layer3", "head")
 
 def selectors(arch: str) -> dict[str, torch.nn.Module]:
     """Dense AL's selector, SVP's proxy and PruneFuse's at p = 0.5 and 0.7 (and 0.7 rounded to 4 and 8)."""
-    torch.manual_seed(0)
-    dense = models.create(arch, 10, SHAPE[0], SHAPE[1])
-    nets = {"al (dense)": dense, "svp (preact8)": models.create("preact8", 10, SHAPE[0], SHAPE[1])}
-    for p, r in ((0.5, None), (0.7, None), (0.7, 4), (0.7, 8)):
-        name = f"prunefuse p={p}" + (f" round_to={r}" if r else "")
-        nets[name] = prune(dense, p, torch.zeros(1, *SHAPE), steps=5, arch=arch, round_to=r)[0]
-    return nets
+    family = pruned_family(arch, SHAPE, [(0.5, None), (0.7, None), (0.7, 4), (0.7, 8)])
+    return {"al (dense)": family.pop("dense"), "svp (preact8)": models.create("preact8", 10, SHAPE[0], SHAPE[1]),
+            **{f"prunefuse {name}": net for name, net in family.items()}}
 
 
 def stage_calls(model) -> dict:
@@ -78,7 +74,7 @@ def stage_table(nets: dict, batch: int, repeats: int) -> list[dict]:
 
 def selection_round(model, labeled, pool: torch.Tensor, normalizer, config: TrainConfig, k: int) -> dict:
     """Seconds of each phase of one round: train from this initialisation, score the pool, select."""
-    model = __import__("copy").deepcopy(model)
+    model = copy.deepcopy(model)
     start = time.perf_counter()
     fit(model, labeled, config, normalizer=normalizer, quiet=True)
     trained = time.perf_counter()

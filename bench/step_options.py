@@ -14,9 +14,7 @@ import copy
 import torch
 import torch.nn.functional as F
 
-from common import header, interleaved_rates, table
-from prunefuse import models
-from prunefuse.pruning import prune
+from common import header, interleaved_rates, pruned_family, table
 from prunefuse.train import configure_threads
 
 SHAPE = (1, 28, 28)
@@ -57,10 +55,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=5)
     args = parser.parse_args()
     configure_threads()
-    torch.manual_seed(0)
-    dense = models.create(args.arch, 10, SHAPE[0], SHAPE[1])
-    nets = {"dense": dense, "p=0.5": prune(dense, 0.5, torch.zeros(1, *SHAPE), steps=5)[0],
-            "p=0.7": prune(dense, 0.7, torch.zeros(1, *SHAPE), steps=5)[0]}
+    nets = pruned_family(args.arch, SHAPE, [(0.5, None), (0.7, None)])
     header(f"Training-step options, {args.arch} on {SHAPE}")
     fns, images = {}, {}
     for net, model in nets.items():

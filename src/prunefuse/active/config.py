@@ -49,7 +49,7 @@ class ActiveConfig:
     svp_epochs: int | None = None
     t_sync: int = 0
     fusion: bool = True
-    kd: bool = False  # the selector is a weak teacher: KD cost 0.3-1.5 points (BENCHMARKS.md, issue 13)
+    kd: bool = False  # the selector is a weak teacher: KD cost 0.5-1.5 points (BENCHMARKS.md, issue 7)
     fill: str = "reinit"
     fusion_scope: str = "all"
     warm_start: bool = False

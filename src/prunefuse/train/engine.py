@@ -172,7 +172,8 @@ def fit(model: nn.Module, train: Dataset, config: TrainConfig, test: Dataset | N
     epochs = max(config.epochs, -(-config.min_steps // len(batches)))
     scheduler = make_scheduler(config.schedule, optimizer, epochs * len(batches))
     scaler = torch.amp.GradScaler(device.type, enabled=dtype == torch.float16)
-    result = TrainResult(epochs=epochs, steps=epochs * len(batches))
+    total_steps = epochs * len(batches)
+    result = TrainResult(epochs=epochs, steps=total_steps)
     bar = tqdm(total=epochs * len(batches), desc=desc, disable=not progress_enabled(quiet), leave=False)
     start = time.perf_counter()
     model.train()
@@ -187,9 +188,8 @@ def fit(model: nn.Module, train: Dataset, config: TrainConfig, test: Dataset | N
                 if teacher is not None:
                     with torch.no_grad():
                         teacher_logits = teacher(x.contiguous(memory_format=teacher_format))
-                    loss = kd_loss(logits, teacher_logits, y, kd_alpha(config, scheduler.last_epoch, result.steps),
-                                   config.kd_temperature,
-                                   config.label_smoothing)
+                    alpha = kd_alpha(config, scheduler.last_epoch, total_steps)
+                    loss = kd_loss(logits, teacher_logits, y, alpha, config.kd_temperature, config.label_smoothing)
                 else:
                     loss = objective.loss(logits, y)
                 if world > 1:  # DDP averages over ranks: weight each slice by its share of the global batch
