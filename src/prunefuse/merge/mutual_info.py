@@ -49,7 +49,8 @@ def knn_mi(dists: torch.Tensor, labels: torch.Tensor, k: int = K_NEIGHBOURS) -> 
     keep = counts > 1
     if keep.sum() < 2:
         return torch.zeros(dists.shape[:-2], dtype=torch.float64)
-    dists, labels, counts = dists[..., keep, :][..., keep], labels[keep], counts[keep]
+    if not bool(keep.all()):  # copying every distance matrix is the costly part; skip it when all stay
+        dists, labels, counts = dists[..., keep, :][..., keep], labels[keep], counts[keep]
     n = len(labels)
     k_i = torch.clamp(counts - 1, max=k)
     eye = torch.eye(n, dtype=torch.bool)
@@ -93,7 +94,7 @@ def irrelevant_neurons(per_neuron: torch.Tensor, label_vars: list[torch.Tensor],
     current = torch.zeros_like(per_neuron[0])
     batch = 1
     while remaining:
-        scores = mi_sum(current + per_neuron[remaining], label_vars, k)
+        scores = mi_sum(per_neuron[remaining].add_(current), label_vars, k)  # indexing made a copy
         order = torch.argsort(scores, stable=True).tolist()
         if float(scores[order[0]]) > alpha:
             break
@@ -108,6 +109,7 @@ def irrelevant_neurons(per_neuron: torch.Tensor, label_vars: list[torch.Tensor],
         for i in take:
             chosen.append(remaining[i])
             current = current + per_neuron[remaining[i]]
-        remaining = [r for j, r in enumerate(remaining) if j not in set(take)]
+        taken = set(take)
+        remaining = [r for j, r in enumerate(remaining) if j not in taken]
         batch *= 2
     return chosen
