@@ -42,7 +42,7 @@ class ActiveConfig:
     budgets: list[float] = field(default_factory=lambda: [0.1, 0.2, 0.3, 0.4, 0.5])
     eval_at: list[float] | None = None  # budgets at which the target is trained (None: the last)
     selector_epochs: int = 30
-    selector_steps: int = 500  # at least this many optimizer steps per selector fit (BENCHMARKS.md, issue 13)
+    selector_steps: int = 500  # at least this many optimizer steps per selector fit (BENCHMARKS.md, issue 7)
     target_epochs: int = 30
     target_steps: int = 500
     svp_arch: str | None = None
