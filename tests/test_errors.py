@@ -92,8 +92,11 @@ def test_fit_on_a_set_smaller_than_one_batch_takes_min_steps():
     torch.manual_seed(0)
     model = models.create("preact8", 10, 1, 8)
     before = model.classifier.weight.detach().clone()
-    result = fit(model, train, TrainConfig(epochs=1, min_steps=4, batch_size=32, schedule="onecycle"), quiet=True)
+    records = []
+    result = fit(model, train, TrainConfig(epochs=1, min_steps=4, batch_size=32, schedule="onecycle"), quiet=True,
+                 on_epoch=records.append)
     assert result.steps == 4 and result.epochs == 4 and result.samples == 20
+    assert [(r["epoch"], r["epochs"]) for r in records] == [(1, 4), (2, 4), (3, 4), (4, 4)]  # progress reads these
     assert not torch.equal(before, model.classifier.weight)
 
 

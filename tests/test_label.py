@@ -87,7 +87,7 @@ def test_image_is_the_pools_stored_image(pool, client):
     answer = client.get(client.get("/api/next").json()["image"])
     assert answer.status_code == 200 and answer.headers["content-type"] == "image/png"
     stored = read_pool(pool / "pool.npz")
-    expected = stored.images[stored.position()[QUEUED[0]]][0].numpy()
+    expected = stored.images[stored.position[QUEUED[0]]][0].numpy()
     from io import BytesIO
 
     assert np.array_equal(np.asarray(Image.open(BytesIO(answer.content))), expected)

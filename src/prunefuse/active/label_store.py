@@ -33,15 +33,6 @@ def csv_line(*fields: str) -> str:
     return csv_text(list(fields), [])  # one row, quoted where a field needs it
 
 
-def fsync_dir(path: Path) -> None:
-    """Make a rename in ``path`` survive a power cut, not just a crash."""
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 class LabelStore:
     """``labels.csv`` (header ``id,label``, class names as labels), mirrored in memory."""
 
@@ -53,7 +44,6 @@ class LabelStore:
         try:
             if not self.path.is_file() or self.path.stat().st_size == 0:
                 write_text(self.path, csv_line(*HEADER))
-                fsync_dir(self.path.parent)
             with self.locked() as fd:
                 self.repaired = self.repair(fd, pool)
                 positions, names, self.classes = read_labels(self.path, pool, classes)
@@ -97,7 +87,7 @@ class LabelStore:
             row = next(csv.reader([last]), [])
         except csv.Error:
             row = []
-        if start == 0 or (len(row) == 2 and row[0].strip() in pool.position() and row[1].strip()):
+        if start == 0 or (len(row) == 2 and row[0].strip() in pool.position and row[1].strip()):
             os.write(fd, b"\n")
             os.fsync(fd)
             return None
@@ -137,7 +127,6 @@ class LabelStore:
             sample = self.written.pop()
             label = self.labels.pop(sample)
             write_text(self.path, csv_text(HEADER, [list(r) for r in self.labels.items()]))
-            fsync_dir(self.path.parent)
             self.version = version(self.path)
             return sample, label
 

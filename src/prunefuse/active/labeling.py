@@ -84,7 +84,7 @@ class LabelingSession:
         config, known = saved_workspace(self.workspace) or (PoolConfig(), None)
         self.config = replace(config, selection=selection) if selection else config
         self.pool = read_pool(pool_path, self.config.image_size)
-        self.position = self.pool.position()
+        self.position = self.pool.position
         self.store = LabelStore(labels_path, self.pool, classes or known)
         check_output_file(self.queue_path, "--queue")
         self.lock = threading.Lock()

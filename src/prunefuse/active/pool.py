@@ -86,13 +86,6 @@ def saved_workspace(path: str | Path) -> tuple[PoolConfig, list[str]] | None:
                         "prunefuse select made") from None
 
 
-def planned_epochs(config: TrainConfig, samples: int) -> int:
-    """The epochs ``fit`` trains on ``samples`` (more than ``config.epochs`` where ``min_steps`` asks), so
-    that progress reports can say "epoch 3 of 40"."""
-    batches = samples // config.batch_size if samples > config.batch_size else 1
-    return max(config.epochs, -(-config.min_steps // batches))
-
-
 def labels_digest(ids: list[str], names: list[str]) -> str:
     text = "\n".join(sorted(f"{i},{n}" for i, n in zip(ids, names, strict=True)))
     return hashlib.sha256(text.encode()).hexdigest()[:16]
@@ -142,14 +135,12 @@ class Workspace:
 
     def train_selector(self, labeled: Dataset, seed_name: str, quiet: bool,
                        on_epoch: EpochCallback | None = None) -> tuple[torch.nn.Module, ChannelMap]:
-        """The pruned initialisation trained on ``labeled``; ``on_epoch`` gets fit's record of each epoch
-        with the planned number of ``epochs`` added."""
+        """The pruned initialisation trained on ``labeled``; ``on_epoch`` gets fit's record of each epoch."""
         _, selector, cmap = self.initial_networks()
         config = self.config.train_config(seed_name)
-        planned = planned_epochs(config, len(labeled))
         torch.manual_seed(derive_seed(self.config.seed, seed_name))
         fit(selector, labeled, config, normalizer=self.normalizer, quiet=quiet, desc=seed_name,
-            on_epoch=None if on_epoch is None else lambda record: on_epoch({**record, "epochs": planned}))
+            on_epoch=on_epoch)
         return selector.cpu(), cmap
 
     def trained_selector(self, labeled: Dataset, quiet: bool,

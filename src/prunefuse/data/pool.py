@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 import torch
@@ -21,7 +22,9 @@ class UnlabeledPool:
     classes: list[str] | None = None
     root: Path | None = None  # the image folder, where the pool is one
 
+    @cached_property
     def position(self) -> dict[str, int]:
+        """Each id's row, built once: label files are checked against it line by line."""
         return {i: n for n, i in enumerate(self.ids)}
 
 
@@ -87,7 +90,7 @@ def read_label_rows(path: str | Path) -> list[tuple[str, str]]:
 def read_queue(path: str | Path, pool: UnlabeledPool) -> list[str]:
     """The ids of a queue that ``select`` wrote (CSV ``id,score``), checked against the pool."""
     ids = [i for (i,) in read_csv_rows(path, ("id",), "queue")]
-    position = pool.position()
+    position = pool.position
     unknown = [i for i in ids if i not in position]
     if unknown:
         raise UserError(f"{path}: id '{unknown[0]}' is not in the pool ({len(unknown)} such ids); write the queue "
@@ -100,7 +103,7 @@ def read_labels(path: str | Path, pool: UnlabeledPool, classes: list[str] | None
     """Rows ``id,label`` checked against the pool; returns pool positions, their class names, and the
     class list (``classes``, else the pool's, else the sorted labels seen)."""
     rows = read_label_rows(path)
-    position = pool.position()
+    position = pool.position
     seen: set[str] = set()
     for line, (sample, label) in enumerate(rows, start=2):
         if sample not in position:

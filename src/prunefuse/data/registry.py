@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import os
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -40,13 +41,15 @@ class DatasetInfo:
     description: str
     needs_files: bool
     flip: bool  # horizontal flip is a sensible augmentation (not for digits)
+    source: str | None = None  # made on the fly from this dataset's files
+    build: Callable[[Dataset], Dataset] | None = None  # how, from a split of ``source``
 
 
 DATASETS = {
     "digits": DatasetInfo("digits", "scikit-learn 8x8 digits (bundled default)", False, False),
     "fashion-mnist": DatasetInfo("fashion-mnist", "Fashion-MNIST IDX files (.gz or raw)", True, True),
     "fashion-mnist-grid": DatasetInfo("fashion-mnist-grid", "2x2 Fashion-MNIST grids, 10 binary attributes", True,
-                                      True),
+                                      True, source="fashion-mnist", build=fashion_grid),
     "mnist": DatasetInfo("mnist", "MNIST IDX files (.gz or raw)", True, False),
     "cifar10": DatasetInfo("cifar10", "CIFAR-10 python batches", True, True),
     "cifar100": DatasetInfo("cifar100", "CIFAR-100 python batches", True, True),
@@ -98,7 +101,7 @@ def availability(data_dir: str | os.PathLike | None = None) -> list[dict]:
     the way to get it when it is not."""
     rows = []
     for name, entry in DATASETS.items():
-        source = "fashion-mnist" if name == "fashion-mnist-grid" else name
+        source = entry.source or name
         where = locate(source, data_dir) if source in ("digits", *IDX_DOWNLOADS) else None
         if where is not None:
             status = str(where)
@@ -152,14 +155,14 @@ def _md5(path: Path) -> str:
 def load(name: str, split: str = "train", data_dir: str | os.PathLike | None = None,
          download: bool = False, image_size: int | None = None) -> Dataset:
     """Read a dataset split into memory as uint8 N x C x H x W images and int64 labels."""
-    info(name)
+    entry = info(name)
     if split not in SPLITS:
         raise UserError(f"unknown split '{split}'; use 'train' or 'test'")
     if name == "digits":
         images, labels, classes = read_digits(split)
         return Dataset(images, labels, classes, name, split)
-    if name == "fashion-mnist-grid":
-        return fashion_grid(load("fashion-mnist", split, data_dir, download))
+    if entry.build is not None:
+        return entry.build(load(entry.source, split, data_dir, download))
     if name in IDX_DOWNLOADS:
         root = locate(name, data_dir)
         if root is None:

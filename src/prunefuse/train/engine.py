@@ -208,7 +208,7 @@ def fit(model: nn.Module, train: Dataset, config: TrainConfig, test: Dataset | N
             totals = distributed.all_reduce_sum(torch.stack([loss_sum / world, correct.float(),
                                                              torch.tensor(float(seen), device=device)]))
             loss_sum, correct, seen = totals[0], totals[1], int(totals[2])
-        record = {"epoch": epoch + 1, "lr": optimizer.param_groups[0]["lr"],
+        record = {"epoch": epoch + 1, "epochs": epochs, "lr": optimizer.param_groups[0]["lr"],
                   "train_loss": float(loss_sum) / max(seen, 1), "train_accuracy": float(correct) / max(seen, 1),
                   "samples": seen, "seconds": round(seconds, 3),
                   "images_per_second": round(seen / max(seconds, 1e-9), 1)}
