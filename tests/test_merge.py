@@ -136,8 +136,10 @@ def test_attribute_tasks_overlap_and_label_each_attribute():
     logits = torch.tensor([[5.0, -5.0, 5.0, 5.0, 5.0], [-5.0, 5.0, -5.0, -5.0, 5.0]])  # one attribute wrong
     assert objective.accuracies(logits, y) == {0: 1.0, 1: 0.75}
     assert objective.loss(logits, y) > 0
-    with pytest.raises(UserError, match="same attributes"):
-        TaskSet.parse("0-1,0-1", attributes=True)
+    same = TaskSet.parse("0-1,0-1", attributes=True)  # the relatedness sweep's identical tasks
+    assert torch.equal(same.labels(y, 0), same.labels(y, 1))
+    with pytest.raises(UserError, match="class 0 is in tasks 0 and 1"):
+        TaskSet.parse("0-1,0-1", num_classes=4)
 
 
 def test_grids_hold_four_items_and_mark_their_classes():
