@@ -274,6 +274,8 @@ def test_a_failed_step_is_undone_and_retried_at_half_the_fraction(fashion_subset
                                          TrainConfig(batch_size=32))
     assert [r["fraction"] for r in history] == [0.09, 0.045, 0.0225]  # then 0.01125 falls below the floor
     assert not any(r["within_tolerance"] for r in history)
+    frozen = [r["frozen"] for r in history]  # each failure stops the group that saved the most FLOPs
+    assert len(set(frozen)) == 3 and frozen[0] == "layer 0 shared"  # conv1 channels cost the most here
     # each retry starts again from the last accepted network (the input), so it removes fewer neurons
     assert history[0]["removed"] > history[1]["removed"] and history[0]["macs"] < history[1]["macs"]
     assert pruned.widths == net.widths
@@ -284,13 +286,19 @@ def test_every_group_shrinks_at_the_step_fraction_whatever_its_width():
 
     net, owed = grouped_lenet(), {}
     key = (2, "shared")
-    removed = [prune_step(net, {key: torch.arange(float(net.widths[2]["shared"]))}, 0.3, owed) for _ in range(3)]
+    removed = []
+    for _ in range(3):
+        macs = net.analytic_macs([0, 1, 2])
+        step = prune_step(net, {key: torch.arange(float(net.widths[2]["shared"]))}, 0.3, owed)
+        assert step[key][1] == macs - net.analytic_macs([0, 1, 2]) > 0  # the FLOPs saved, for the culprit
+        removed.append(step[key][0])
     assert removed == [2, 2, 1]  # 0.5 + 2.1 -> 2 (0.6 left); 0.6 + 1.5 -> 2 (0.1 left); 0.1 + 0.9 -> 1
     assert net.widths[2]["shared"] == 2 and owed[key] == pytest.approx(0.0, abs=1e-9)
     narrow = grouped_lenet()  # a 3-neuron group at 9% loses a neuron on the second step, not the first
     small, owed = {(0, "shared"): torch.arange(3.0)}, {}
-    assert [prune_step(narrow, small, 0.09, owed) for _ in range(2)] == [0, 1]
-    assert prune_step(narrow, {(0, "t1"): torch.arange(1.0)}, 0.9, owed) == 0  # one neuron is always kept
+    assert prune_step(narrow, small, 0.09, owed) == {}
+    assert prune_step(narrow, small, 0.09, owed)[(0, "shared")][0] == 1
+    assert prune_step(narrow, {(0, "t1"): torch.arange(1.0)}, 0.9, owed) == {}  # one neuron is always kept
 
 
 def test_merged_checkpoint_round_trip(tmp_path):

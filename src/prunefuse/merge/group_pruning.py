@@ -1,8 +1,9 @@
 """The one pruner every merging method is judged with: per group, iteratively remove the least
 important ~9% of neurons, fine-tune, and keep the step only if every task stays within a tolerance
-of its single-task network. A step that breaks it is undone and retried at half the fraction, so one
-unlucky step does not end pruning while other layers still have slack; pruning stops once the
-fraction falls below a floor.
+of its single-task network. A step that breaks it is undone and retried at half the fraction, and
+the group whose removal saved the most FLOPs in that step stops being pruned: a narrow conv group
+loses one whole channel at a time, and without this the same channel broke every retry while other
+layers still had slack (BENCHMARKS.md, issue 9). Pruning stops once the fraction falls below a floor.
 Importance is Taylor (|∂L/∂gate| of a gate on the neuron's output, averaged over batches; Molchanov
 et al. 2019) or the magnitude of the neuron's incoming weights."""
 
@@ -96,13 +97,16 @@ def importance(net: GroupedNet, train: Dataset, normalizer: Normalizer, objectiv
 Owed = dict[tuple[int, str], float]  # per group, the fraction of a neuron it still owes the pruner
 
 
-def prune_step(net: GroupedNet, scores: dict[tuple[int, str], torch.Tensor], fraction: float, owed: Owed) -> int:
+def prune_step(net: GroupedNet, scores: dict[tuple[int, str], torch.Tensor], fraction: float,
+               owed: Owed) -> dict[tuple[int, str], tuple[int, int]]:
     """Remove fraction·width of every group's lowest-scored neurons, keeping one per group. Only whole
     neurons go; each group's remainder carries over in ``owed`` (updated in place), so a 3-neuron
     group loses one neuron every few steps, not a third of itself at once, nor never. Every group then
     shrinks at the same rate whatever its width, which keeps the pruner fair to merges made of many
-    narrow groups (MTZ's) and of one wide group (PAM's)."""
-    removed = 0
+    narrow groups (MTZ's) and of one wide group (PAM's). Returns, per group that lost neurons, how many
+    and the multiply-accumulates (all tasks) that saved."""
+    removals = {}
+    every_task = list(range(net.num_tasks))
     for (layer, group), score in scores.items():
         width = len(score)
         if width <= 1:
@@ -111,9 +115,10 @@ def prune_step(net: GroupedNet, scores: dict[tuple[int, str], torch.Tensor], fra
         count = min(width - 1, math.floor(due))
         owed[(layer, group)] = due - count
         if count > 0:
+            before = net.analytic_macs(every_task)
             net.remove(layer, group, torch.argsort(score)[:count].tolist())
-            removed += count
-    return removed
+            removals[(layer, group)] = (count, before - net.analytic_macs(every_task))
+    return removals
 
 
 def task_accuracy(net: GroupedNet, data: Dataset, normalizer: Normalizer, objective: MultiTaskObjective,
@@ -190,16 +195,21 @@ def prune_to_tolerance(net: GroupedNet, train: Dataset, val: Dataset, normalizer
     net = copy.deepcopy(net)
     accepted = copy.deepcopy(net)
     fraction, owed, accepted_owed = config.step_fraction, {}, {}
+    frozen: set[tuple[int, str]] = set()  # groups that broke the tolerance: pruned no further
     for step in range(1, config.max_steps + 1):
         seed = derive_seed(train_config.seed, f"prune{step}")
         scores = importance(net, train, normalizer, objective, config, train_config.batch_size, seed)
-        removed = prune_step(net, scores, fraction, owed)
-        if removed == 0:  # every group is down to one neuron or owes less than one
+        removals = prune_step(net, {k: v for k, v in scores.items() if k not in frozen}, fraction, owed)
+        if not removals:  # every group is frozen, down to one neuron, or owes less than one
             break
         accuracy, rounds = recover(net, train, val, normalizer, objective, reference, config, train_config, seed)
-        record = {"step": step, "fraction": round(fraction, 4), "removed": removed, "finetune_rounds": rounds,
-                  "macs": net.analytic_macs(list(range(net.num_tasks))),
+        record = {"step": step, "fraction": round(fraction, 4), "removed": sum(c for c, _ in removals.values()),
+                  "finetune_rounds": rounds, "macs": net.analytic_macs(list(range(net.num_tasks))),
                   "val_accuracy": accuracy, "within_tolerance": within(accuracy, reference, config.tolerance)}
+        if not record["within_tolerance"]:
+            culprit = max(removals, key=lambda k: removals[k][1])
+            frozen.add(culprit)
+            record["frozen"] = f"layer {culprit[0]} {culprit[1]}"
         history.append(record)
         if log:
             log(record)
