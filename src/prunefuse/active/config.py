@@ -56,7 +56,8 @@ class ActiveConfig:
     curve_every: int = 0  # evaluate the final target every N epochs for the curve (0: off)
     curve_size: int | None = None  # test images the curve is measured on (None: all)
     seed: int = 0
-    train: dict = field(default_factory=lambda: TrainConfig(schedule="onecycle").to_dict())
+    # batch 64: the batch every protocol v2 figure was measured with (BENCHMARKS.md, issue 7)
+    train: dict = field(default_factory=lambda: TrainConfig(batch_size=64, schedule="onecycle").to_dict())
 
     def __post_init__(self) -> None:
         check_field_types(self)

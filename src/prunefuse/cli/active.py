@@ -75,7 +75,7 @@ def add_active_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--curve-every", type=NON_NEGATIVE_INT, help="evaluate the final target every N epochs for "
                    "its curve (default 0: off)")
     g.add_argument("--curve-size", type=COUNT, help="test images the curve uses (default: all)")
-    add_train_arguments(p)
+    add_train_arguments(p, shown=d.train, batch_note=f" ({DIGITS_PRESET['train']['batch_size']} on digits)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
 
 

@@ -92,19 +92,22 @@ def add_data_arguments(p: argparse.ArgumentParser, default: str | None = "digits
         p.add_argument("--subset", type=COUNT, help="use this many training samples, drawn at random")
 
 
-def add_train_arguments(p: argparse.ArgumentParser, defaults: dict | None = None) -> None:
+def add_train_arguments(p: argparse.ArgumentParser, defaults: dict | None = None, shown: dict | None = None,
+                        batch_note: str = "") -> None:
     """The training options of ``TrainConfig``; with ``defaults`` given, its values are shown and used,
-    else every option defaults to None so that a config's own defaults apply."""
+    else every option defaults to None so that a config's own defaults apply, and the help shows
+    ``shown``: that config's training defaults (``batch_note`` adds where a preset differs)."""
     from ..train import TrainConfig
 
-    d = TrainConfig() if defaults is None else TrainConfig(**defaults)
     given = defaults is not None
+    d = TrainConfig(**(defaults if given else shown or {}))
 
     def default(name):
         return getattr(d, name) if given else None
 
     g = p.add_argument_group("training")
-    g.add_argument("--batch-size", type=COUNT, default=default("batch_size"), help=f"default {d.batch_size}")
+    g.add_argument("--batch-size", type=COUNT, default=default("batch_size"),
+                   help=f"default {d.batch_size}{batch_note}")
     g.add_argument("--lr", type=POSITIVE, default=default("lr"), help=f"peak learning rate (default {d.lr})")
     g.add_argument("--momentum", type=number(0, 1, closed="left"), default=default("momentum"),
                    help=f"default {d.momentum}")
