@@ -400,6 +400,23 @@ def test_the_report_names_methods_that_missed_the_tolerance():
     assert "shared: below the tolerance" in text and "pam:" not in text
 
 
+def test_the_report_says_where_a_baseline_is_cheaper_than_pam():
+    from prunefuse.merge.pipeline import flops_ratios
+
+    def subsets(*flops):
+        return [{"tasks": t, "flops": f, "latency_ms": {"1": 0.1}} for t, f in zip([[0], [1], [0, 1]], flops,
+                                                                                   strict=True)]
+    methods = {"pam": {"subsets": subsets(2e6, 2e6, 3e6), "test_accuracy": {0: 0.9, 1: 0.9}, "within_tolerance": True},
+               "shared": {"subsets": subsets(1e6, 3e6, 3e6), "test_accuracy": {0: 0.9, 1: 0.9},
+                          "within_tolerance": True},
+               "nomerge": {"subsets": subsets(2e6, 2e6, 4e6), "test_accuracy": {0: 0.9, 1: 0.9},
+                           "within_tolerance": True}}
+    text = merge_tables({"tasks": [[0], [1]], "single_task": {"test_accuracy": {0: 0.9, 1: 0.9}}, "methods": methods,
+                         "ratios": flops_ratios(methods)})
+    assert "- shared is cheaper than pam on 1 of 3 subsets (single tasks: 1); most on T0, 0.50x pam's FLOPs" in text
+    assert "nomerge is cheaper" not in text  # equal costs are no loss
+
+
 # --- end to end ------------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def fashion_merge(tmp_path_factory):

@@ -42,7 +42,23 @@ def merge_tables(results: dict) -> str:
               f"{v['mean_over_single_tasks']:.2f}x averaged over single tasks, {v['worst_subset']:.2f}x on the subset "
               "least favourable to pam" for k, v in results.get("ratios", {}).items()]
     acc += ["", grouping_table(results)]
-    return "\n".join(lines + acc + ([""] + ratios if ratios else [])) + "\n"
+    return "\n".join(lines + acc + ([""] + ratios + cheaper_than_pam(methods) if ratios else [])) + "\n"
+
+
+def cheaper_than_pam(methods: dict) -> list[str]:
+    """The subsets on which a baseline costs less than PAM, said plainly rather than left to the table."""
+    lines = []
+    for name, m in methods.items():
+        if name == "pam":
+            continue
+        beaten = [(s["tasks"], s["flops"] / p["flops"]) for s, p in zip(m["subsets"], methods["pam"]["subsets"],
+                                                                          strict=True) if s["flops"] < p["flops"]]
+        if beaten:
+            worst = min(beaten, key=lambda b: b[1])
+            lines.append(f"- {name} is cheaper than pam on {len(beaten)} of {len(m['subsets'])} subsets "
+                         f"(single tasks: {sum(len(t) == 1 for t, _ in beaten)}); most on "
+                         f"{subset_label(worst[0])}, {worst[1]:.2f}x pam's FLOPs")
+    return lines
 
 
 def widths_text(widths: list[dict[str, int]]) -> str:
