@@ -14,7 +14,7 @@ def _fit_digits(seed, epochs=2):
     torch.manual_seed(seed)
     train = data.load("digits", "train")
     model = models.create("preact8", 10, 1, 8)
-    result = fit(model, train, TrainConfig(epochs=epochs, batch_size=64, seed=seed, schedule="onecycle"),
+    result = fit(model, train, TrainConfig(epochs=epochs, batch_size=64, seed=seed, schedule="onecycle", device="cpu"),
                  data.load("digits", "test"), quiet=True)
     return model, result
 

@@ -194,7 +194,7 @@ class ActiveRun:
             needs_features = cfg.selection in ("kcenter", "badge")
             start = time.perf_counter()
             out = predict(model, self.pool.train.images[unlabeled], self.pool.normalizer, tc.eval_batch_size,
-                          tc.channels_last, tc.amp, with_features=needs_features)
+                          tc.channels_last, tc.amp, with_features=needs_features, device=tc.device)
             logits, feats = out if needs_features else (out, None)
             labeled_feats = None
             if cfg.selection == "kcenter":

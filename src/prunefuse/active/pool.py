@@ -180,7 +180,7 @@ def select_from_pool(pool_path: str | Path, labels_path: str | Path, budget: int
 
     The selector is PruneFuse's: the untrained target pruned once (kept in ``workspace``, by default
     ``prunefuse-work`` beside the labels), trained on the labels so far. ``on_epoch`` hears of each
-    epoch of its training (fit's record, plus the planned ``epochs``)."""
+    epoch of its training (fit's record)."""
     config = config or PoolConfig()
     out = Path(out)
     check_output_file(out)
@@ -193,7 +193,8 @@ def select_from_pool(pool_path: str | Path, labels_path: str | Path, budget: int
         labeled = space.labeled(positions, names)
         selector, _ = space.trained_selector(labeled, quiet, on_epoch)
         needs_features = config.selection in ("kcenter", "badge")
-        scored = predict(selector, space.pool.images[unlabeled], space.normalizer, with_features=needs_features)
+        scored = predict(selector, space.pool.images[unlabeled], space.normalizer, with_features=needs_features,
+                         device="auto")
         logits, feats = scored if needs_features else (scored, None)
         labeled_feats = (predict(selector, labeled.images, space.normalizer, with_features=True)[1]
                          if config.selection == "kcenter" else None)
@@ -323,7 +324,7 @@ def predict_images(model_dir: str | Path, images: str | Path, out: str | Path) -
     if found[1:] != (height, width):
         raise UserError(f"{images}: the images are {found[1]}x{found[2]} but the model takes {height}x{width}; "
                         f"resize them to {height}x{width} (a folder of images is resized by itself)")
-    logits = predict(model, pool.images, Normalizer(**meta["normalizer"]))
+    logits = predict(model, pool.images, Normalizer(**meta["normalizer"]), device="auto")
     confidence, index = torch.softmax(logits, dim=1).max(dim=1)
     rows = [{"id": i, "label": meta["classes"][k], "confidence": float(c)}
             for i, k, c in zip(pool.ids, index.tolist(), confidence.tolist(), strict=True)]

@@ -69,9 +69,13 @@ def prepare_model(model: nn.Module, device: torch.device, channels_last: bool,
 
 @torch.inference_mode()
 def predict(model: nn.Module, images: torch.Tensor, normalizer: Normalizer, batch_size: int = 1024,
-            channels_last: bool = True, amp: str = "auto", with_features: bool = False):
-    """Logits (and penultimate features) for uint8 images, in large batches under inference mode,
-    on the model's device; results come back as float32 on the CPU."""
+            channels_last: bool = True, amp: str = "auto", with_features: bool = False, device: str | None = None):
+    """Logits (and penultimate features) for uint8 images, in large batches under inference mode;
+    results come back as float32 on the CPU. ``device`` None runs on the model's device; a name
+    ("auto": the GPU where there is one) moves the model there first, as pool scoring wants for a
+    selector read back from its checkpoint onto the CPU."""
+    if device is not None:
+        model.to(resolve_device(device))
     device = next(model.parameters()).device
     dtype = autocast_dtype(amp, device)
     was_training = model.training
