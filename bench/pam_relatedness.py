@@ -66,7 +66,7 @@ def main() -> None:
     p.add_argument("merge_flags", nargs="*", help="flags for prunefuse merge, after --")
     args = p.parse_args()
     overlaps = [int(v) for v in args.overlaps.split(",")]
-    flags = " ".join(args.merge_flags) or "(defaults)"
+    flags = " ".join(args.merge_flags) or "as each finished run's config.json records (none given here)"
     header(f"PAM against task relatedness, fashion-mnist-grid, merge flags: {flags}")
     rows = [row(k, OVERLAPS[k], merged(args.out / f"overlap{k}", OVERLAPS[k], args.merge_flags)) for k in overlaps]
     table(rows)
