@@ -78,6 +78,16 @@ def test_predict_features_match_model():
         assert torch.allclose(feats, model.forward_features(x), atol=1e-5)
 
 
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the refusal a CPU-only machine gives")
+def test_predict_runs_where_it_is_told():
+    model = models.create("preact8", 10, 1, 8)
+    images = torch.randint(0, 255, (3, 1, 8, 8), dtype=torch.uint8)
+    norm = data.Normalizer([0.5], [0.25])
+    assert predict(model, images, norm, device="auto").device.type == "cpu"  # the answer always comes back to the CPU
+    with pytest.raises(UserError, match="CUDA is not available"):  # a named device is honoured, not ignored
+        predict(model, images, norm, device="cuda")
+
+
 def test_checkpoint_round_trip_and_mismatch(tmp_path):
     torch.manual_seed(0)
     model = models.create("preact8", 10, 1, 8)
