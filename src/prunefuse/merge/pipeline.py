@@ -39,8 +39,10 @@ class MergeConfig:
     width: float = 1.0
     methods: list[str] = field(default_factory=lambda: list(METHODS))
     single: TrainConfig = field(default_factory=lambda: TrainConfig(epochs=8, lr=0.05, schedule="cosine"))
-    merge_epochs: int = 2  # joint fine-tuning of a merged network before pruning
-    merge_lr: float = 0.01
+    # joint training of a merged network before pruning: 12 epochs at 0.05 let PAM prune to 1.11 MFLOPs
+    # where 2 at 0.01 left it at 1.61, same singles and pruner (BENCHMARKS.md, issue 9)
+    merge_epochs: int = 12
+    merge_lr: float = 0.05
     calibration: int = 256  # validation images for the MI (PAM) and the Hessians (MTZ)
     alpha_conv: float | None = None  # MI threshold, nats per label variable (None: the chance level)
     alpha_fc: float | None = None
