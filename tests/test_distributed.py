@@ -17,8 +17,23 @@ ENV = {**os.environ, "OMP_NUM_THREADS": "1", "CUDA_VISIBLE_DEVICES": ""}  # gloo
 
 
 def torchrun(*args, env=None, nproc=2):
+    """``--tee 3`` copies each rank's own output into stderr, so a failure shows its cause, not only the
+    launcher's summary."""
     return subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}",
-                           *args], capture_output=True, text=True, env=env or ENV, timeout=600)
+                           "--tee", "3", *args], capture_output=True, text=True, env=env or ENV, timeout=600)
+
+
+def torchrun_ok(*args, env=None):
+    """A run that must succeed. Once in about 35 full-suite runs here both gloo ranks died of SIGABRT
+    in this CPU-only training (never in 60 single-process or 14 two-process runs alone); the cause was
+    not found, so a run that dies of a signal is tried once more, and both outputs are kept."""
+    done = torchrun(*args, env=env)
+    if done.returncode != 0 and "Signal" in done.stderr:
+        first = done.stderr
+        done = torchrun(*args, env=env)
+        done.stderr = f"{done.stderr}\n--- first attempt ---\n{first}"
+    assert done.returncode == 0, done.stderr[:3000] + "\n...\n" + done.stderr[-3000:]
+    return done
 
 
 def plain(*args):
@@ -27,8 +42,7 @@ def plain(*args):
 
 def test_two_process_training_step_matches_one_process_with_the_same_global_batch(tmp_path):
     two, one = tmp_path / "two.safetensors", tmp_path / "one.safetensors"
-    done = torchrun(str(WORKER), "train", str(two))
-    assert done.returncode == 0, done.stderr[-2000:]
+    torchrun_ok(str(WORKER), "train", str(two))
     assert plain(str(WORKER), "train", str(one)).returncode == 0
     a, b = load_file(str(two)), load_file(str(one))
     assert a.keys() == b.keys()
@@ -48,8 +62,7 @@ def test_sharded_scoring_gives_the_same_scores_and_selection(tmp_path):
     weights = tmp_path / "selector.safetensors"
     save_file(models.create("lenet5", 10, 1, 8).state_dict(), str(weights))
     two, one = tmp_path / "two.safetensors", tmp_path / "one.safetensors"
-    done = torchrun(str(WORKER), "score", str(weights), str(two))
-    assert done.returncode == 0, done.stderr[-2000:]
+    torchrun_ok(str(WORKER), "score", str(weights), str(two))
     assert plain(str(WORKER), "score", str(weights), str(one)).returncode == 0
     a, b = load_file(str(two)), load_file(str(one))
     for k in ("logits", "features", "indices_least_confidence", "indices_kcenter", "indices_badge"):
@@ -62,8 +75,7 @@ AL_ARGS = ["-m", "prunefuse", "run", "--method", "prunefuse", "--pool-size", "30
 
 
 def test_active_learning_loop_under_torchrun_writes_what_a_plain_run_writes(tmp_path):
-    two = torchrun(*AL_ARGS, "--out", str(tmp_path / "two"))
-    assert two.returncode == 0, two.stderr[-2000:]
+    two = torchrun_ok(*AL_ARGS, "--out", str(tmp_path / "two"))
     one = plain(*AL_ARGS, "--out", str(tmp_path / "one"))
     assert one.returncode == 0, one.stderr[-2000:]
     files = {p.relative_to(tmp_path / "one") for p in (tmp_path / "one").rglob("*")}
@@ -79,10 +91,8 @@ def test_resume_under_torchrun(tmp_path):
     assert killed.returncode != 0
     steps = json.loads((out / "state.json").read_text())["steps"]
     assert "r2.select" in steps and "r2.target" not in steps
-    done = torchrun("-m", "prunefuse", "run", "--resume", str(out), "--quiet")
-    assert done.returncode == 0, done.stderr[-2000:]
-    reference = torchrun(*AL_ARGS, "--out", str(tmp_path / "reference"))
-    assert reference.returncode == 0
+    torchrun_ok("-m", "prunefuse", "run", "--resume", str(out), "--quiet")
+    torchrun_ok(*AL_ARGS, "--out", str(tmp_path / "reference"))
     resumed = json.loads((out / "results.json").read_text())
     expected = json.loads((tmp_path / "reference" / "results.json").read_text())
     assert resumed["final_accuracy"] == pytest.approx(expected["final_accuracy"])
