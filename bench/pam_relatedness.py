@@ -11,7 +11,6 @@ MI is the plug-in mutual information between the two tasks' label vectors on the
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
 import torch
@@ -21,6 +20,7 @@ from common import header, table
 from prunefuse import data
 from prunefuse.cli import build_parser
 from prunefuse.cli.merge import merge_config
+from prunefuse.io.storage import read_json
 from prunefuse.merge import run_merge
 from prunefuse.merge.grouped import SHARED
 from prunefuse.merge.tasks import TaskSet
@@ -28,9 +28,8 @@ from prunefuse.merge.tasks import TaskSet
 OVERLAPS = {0: "0-4,5-9", 2: "0-4,3-7", 4: "0-4,1-5", 5: "0-4,0-4"}
 
 
-def label_mi(tasks: str) -> float:
-    """I(Y_A; Y_B) in nats, each task's five attributes read as one 32-valued label."""
-    labels = data.load("fashion-mnist-grid", "test").labels
+def label_mi(tasks: str, labels: torch.Tensor) -> float:
+    """I(Y_A; Y_B) in nats on the attribute ``labels``, each task's attributes read as one label."""
     parsed = TaskSet.parse(tasks, labels.shape[1], attributes=True)
     codes = [(parsed.labels(labels, t) * 2 ** torch.arange(len(parsed.classes[t]))).sum(1).tolist() for t in range(2)]
     return float(mutual_info_score(*codes))
@@ -38,18 +37,18 @@ def label_mi(tasks: str) -> float:
 
 def merged(out: Path, tasks: str, flags: list[str]) -> dict:
     if (out / "results.json").is_file():
-        return json.loads((out / "results.json").read_text())
+        return read_json(out / "results.json")
     args = build_parser().parse_args(["merge", "--dataset", "fashion-mnist-grid", "--tasks", tasks, "--out", str(out),
                                       "--quiet", *flags])
     return run_merge(merge_config(args), out, quiet=True)
 
 
-def row(overlap: int, tasks: str, results: dict) -> dict:
+def row(overlap: int, tasks: str, results: dict, labels: torch.Tensor) -> dict:
     methods = results["methods"]
     groups = methods["pam"]["merged_widths"]
     kept = sum(sum(layer.values()) for layer in groups)
     flops = {m: [s["flops"] for s in v["subsets"]] for m, v in methods.items()}  # subsets T0, T1, T0+T1
-    out = {"overlap": overlap, "tasks": tasks, "label MI (nats)": round(label_mi(tasks), 3),
+    out = {"overlap": overlap, "tasks": tasks, "label MI (nats)": round(label_mi(tasks, labels), 3),
            "shared neurons": f"{sum(layer[SHARED] for layer in groups)} of {kept}"}
     for base in ("nomerge", "mtz", "shared"):
         if base in flops:
@@ -68,7 +67,9 @@ def main() -> None:
     overlaps = [int(v) for v in args.overlaps.split(",")]
     flags = " ".join(args.merge_flags) or "as each finished run's config.json records (none given here)"
     header(f"PAM against task relatedness, fashion-mnist-grid, merge flags: {flags}")
-    rows = [row(k, OVERLAPS[k], merged(args.out / f"overlap{k}", OVERLAPS[k], args.merge_flags)) for k in overlaps]
+    labels = data.load("fashion-mnist-grid", "test").labels  # built once: each load composes the grids afresh
+    rows = [row(k, OVERLAPS[k], merged(args.out / f"overlap{k}", OVERLAPS[k], args.merge_flags), labels)
+            for k in overlaps]
     table(rows)
 
 

@@ -107,6 +107,7 @@ def prune_step(net: GroupedNet, scores: dict[tuple[int, str], torch.Tensor], fra
     and the multiply-accumulates (all tasks) that saved."""
     removals = {}
     every_task = list(range(net.num_tasks))
+    macs = net.analytic_macs(every_task)
     for (layer, group), score in scores.items():
         width = len(score)
         if width <= 1:
@@ -115,9 +116,9 @@ def prune_step(net: GroupedNet, scores: dict[tuple[int, str], torch.Tensor], fra
         count = min(width - 1, math.floor(due))
         owed[(layer, group)] = due - count
         if count > 0:
-            before = net.analytic_macs(every_task)
             net.remove(layer, group, torch.argsort(score)[:count].tolist())
-            removals[(layer, group)] = (count, before - net.analytic_macs(every_task))
+            before, macs = macs, net.analytic_macs(every_task)
+            removals[(layer, group)] = (count, before - macs)
     return removals
 
 
