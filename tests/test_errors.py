@@ -358,8 +358,8 @@ def test_a_spreadsheet_labels_file_is_accepted(tmp_path, pool):
 REQUIRED = {"train": ["--dataset", "digits"], "prune": ["--arch", "preact8", "--ratio", "0.5"],
             "run": ["--method", "random"], "compare": [], "merge": [], "flops": ["--arch", "preact8"],
             "select": ["--budget", "3"], "label": [], "fit": [], "datasets": []}
-NAMED = ("--arch", "--dataset", "--selection", "--importance", "--schedule", "--fill", "--fusion-scope", "--amp",
-         "--method", "--methods", "--tasks", "--svp-arch", "--device")
+NAMED = ("--arch", "--dataset", "--selection", "--importance", "--allocation", "--schedule", "--fill",
+         "--fusion-scope", "--amp", "--method", "--methods", "--tasks", "--svp-arch", "--device")
 
 
 def options(kind: str) -> list[tuple[str, str]]:

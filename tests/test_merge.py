@@ -242,7 +242,8 @@ def test_removing_neurons_keeps_counts_consistent_and_spares_other_outputs():
         net.remove(0, "t1", [0])
 
 
-def test_pruning_leaves_its_input_untouched(fashion_subset):
+@pytest.mark.parametrize("allocation", ["uniform", "cost"])
+def test_pruning_leaves_its_input_untouched(fashion_subset, allocation):
     from prunefuse.data.batching import Normalizer
     from prunefuse.merge import prune_to_tolerance
     from prunefuse.merge.tasks import MultiTaskObjective
@@ -253,7 +254,8 @@ def test_pruning_leaves_its_input_untouched(fashion_subset):
     tasks = TaskSet.parse("0-1,2-4,5")  # head sizes 3, 4, 2 as grouped_lenet has
     pruned, history = prune_to_tolerance(net, train, test, Normalizer(*train.channel_stats()),
                                          MultiTaskObjective(tasks), {0: 0.0, 1: 0.0, 2: 0.0},
-                                         PruneConfig(finetune_samples=64, max_steps=2, taylor_batches=1),
+                                         PruneConfig(finetune_samples=64, max_steps=2, taylor_batches=1,
+                                                     allocation=allocation),
                                          TrainConfig(batch_size=32))
     assert len(history) == 2 and pruned.analytic_macs([0, 1, 2]) < net.analytic_macs([0, 1, 2])
     assert all(torch.equal(before[k], v) for k, v in net.state_dict().items())
@@ -299,6 +301,60 @@ def test_every_group_shrinks_at_the_step_fraction_whatever_its_width():
     assert prune_step(narrow, small, 0.09, owed) == {}
     assert prune_step(narrow, small, 0.09, owed)[(0, "shared")][0] == 1
     assert prune_step(narrow, {(0, "t1"): torch.arange(1.0)}, 0.9, owed) == {}  # one neuron is always kept
+
+
+def test_the_subset_mean_cost_is_the_average_over_every_subset_and_a_neuron_costs_what_removing_it_saves():
+    from prunefuse.merge.group_pruning import mean_subset_macs, neuron_costs
+
+    net = grouped_lenet()
+    per_subset = [net.analytic_macs(s) for s in all_subsets(3)]
+    assert mean_subset_macs(net) == pytest.approx(sum(per_subset) / len(per_subset))
+    costs = neuron_costs(net)
+    assert costs[(0, "shared")] > costs[(0, "t0")] > 0  # a shared neuron runs, and feeds, in every subset
+    for key in [(0, "shared"), (1, "t2"), (2, "t0"), (3, "shared")]:
+        pruned = grouped_lenet()
+        before = mean_subset_macs(pruned)
+        pruned.remove(*key, [0])
+        assert before - mean_subset_macs(pruned) == pytest.approx(costs[key])
+
+
+def test_layer_normalized_scores_have_unit_norm_per_layer():
+    from prunefuse.merge.group_pruning import per_layer_normalized
+
+    scores = per_layer_normalized({(0, "shared"): torch.tensor([3.0, 0.0]), (0, "t0"): torch.tensor([4.0]),
+                                   (1, "shared"): torch.tensor([0.5, 0.5, 0.5, 0.5])})
+    assert scores[(0, "shared")].tolist() == pytest.approx([0.6, 0.0])
+    assert scores[(0, "t0")].item() == pytest.approx(0.8)
+    assert scores[(1, "shared")].tolist() == pytest.approx([0.5] * 4)
+
+
+def test_cost_allocation_removes_least_score_per_mac_until_the_budget_and_keeps_each_groups_best():
+    from prunefuse.merge.group_pruning import mean_subset_macs, neuron_costs, prune_least_per_mac
+
+    net = grouped_lenet()
+    costs, base = neuron_costs(net), mean_subset_macs(net)
+    # equal scores everywhere: the dearest neurons per MAC go first, i.e. conv1's shared channels
+    scores = {(layer, g): torch.ones(w) for layer, widths in enumerate(net.widths) for g, w in widths.items() if w}
+    removals = prune_least_per_mac(net, scores, 0.2)
+    assert list(removals) == [(0, "shared")] and removals[(0, "shared")][0] == 1  # one channel is 25% > 20%
+    assert costs[(0, "shared")] >= 0.2 * base and net.widths[0]["shared"] == 2
+    # a wider budget takes the next dearest until it is spent: conv1's second shared channel, then no more
+    net = grouped_lenet()
+    removals = prune_least_per_mac(net, scores, 0.3)
+    assert {key: count for key, (count, _) in removals.items()} == {(0, "shared"): 2}
+    assert costs[(0, "shared")] < 0.3 * base <= 2 * costs[(0, "shared")]
+    # a low score beats a high cost: conv1's t0 neuron 1 scores 0, so it goes before any shared channel
+    net = grouped_lenet()
+    scores[(0, "t0")] = torch.tensor([1.0, 0.0])
+    assert list(prune_least_per_mac(net, scores, 0.01)) == [(0, "t0")]
+    assert net.widths[0]["t0"] == 1
+    # every group keeps its best neuron, however large the fraction: conv1's t0 keeps the neuron scoring 1
+    net = grouped_lenet()
+    kept = net.units[0]["t0"][0].weight[0].clone()
+    prune_least_per_mac(net, scores, 1.5)
+    assert all(w == min(1, original) for widths, before in zip(net.widths, grouped_lenet().widths, strict=True)
+               for w, original in zip(widths.values(), before.values(), strict=True))
+    assert torch.equal(net.units[0]["t0"][0].weight[0], kept)
 
 
 def test_merged_checkpoint_round_trip(tmp_path):

@@ -67,7 +67,11 @@ def merge_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--vib-strength", type=POSITIVE, default=dp.vib_strength,
                    help="the first VIB penalty tried; each attempt doubles it after a success, halves it after a miss")
     g.add_argument("--vib-epochs", type=COUNT, default=dp.vib_epochs, help="gate training per VIB attempt")
-    g.add_argument("--step-fraction", type=FRACTION, default=dp.step_fraction, help="share of a group pruned per step")
+    g.add_argument("--allocation", default=dp.allocation,
+                   help="how a step picks neurons: uniform (the same share of every group; default) or cost (the "
+                   "least important per MAC across groups, MACs averaged over the task subsets)")
+    g.add_argument("--step-fraction", type=FRACTION, default=dp.step_fraction,
+                   help="share of each group (uniform) or of the subset-mean MACs (cost) pruned per step")
     g.add_argument("--tolerance", type=number(0, 1, closed="left"), default=dp.tolerance,
                    help="allowed accuracy drop per task (0.01 = 1 point)")
     g.add_argument("--min-step-fraction", type=FRACTION, default=dp.min_step_fraction,
@@ -93,8 +97,8 @@ def merge_config(args) -> MergeConfig:
 
     single = TrainConfig(epochs=pick("epochs"), batch_size=pick("batch_size"), lr=args.lr, schedule=args.schedule,
                          device=args.device, seed=args.seed)
-    prune = PruneConfig(importance=args.importance, step_fraction=args.step_fraction, tolerance=args.tolerance,
-                        min_step_fraction=args.min_step_fraction, max_steps=args.max_steps,
+    prune = PruneConfig(importance=args.importance, allocation=args.allocation, step_fraction=args.step_fraction,
+                        tolerance=args.tolerance, min_step_fraction=args.min_step_fraction, max_steps=args.max_steps,
                         vib_strength=args.vib_strength, vib_epochs=args.vib_epochs,
                         finetune_samples=pick("finetune_samples"))
     return MergeConfig(data=DataSpec(args.dataset, args.data_dir, args.download, args.subset, args.seed),

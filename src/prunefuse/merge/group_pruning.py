@@ -1,11 +1,16 @@
-"""The one pruner every merging method is judged with: per group, iteratively remove the least
-important ~9% of neurons, fine-tune, and keep the step only if every task stays within a tolerance
-of its single-task network. A step that breaks it is undone and retried at half the fraction, and
-the group whose removal saved the most FLOPs in that step stops being pruned: a narrow conv group
-loses one whole channel at a time, and without this the same channel broke every retry while other
-layers still had slack (BENCHMARKS.md, issue 9). Pruning stops once the fraction falls below a floor.
-Importance is Taylor (|∂L/∂gate| of a gate on the neuron's output, averaged over batches; Molchanov
-et al. 2019) or the magnitude of the neuron's incoming weights."""
+"""The one pruner every merging method is judged with: iteratively remove the least important
+neurons, fine-tune, and keep the step only if every task stays within a tolerance of its single-task
+network. Two ways to pick a step's neurons: ``uniform`` takes the same fraction of every group, and
+``cost`` takes, across all groups, the neurons of least importance per multiply-accumulate they cost
+averaged over every subset of tasks (a shared neuron runs in every subset, a task's neuron in about
+half), until they cost that fraction of the network's subset-mean MACs. A step that breaks
+the tolerance is undone and retried at half the fraction, and the group whose removal saved the most
+FLOPs in that step stops being pruned: a narrow conv group loses one whole channel at a time, and
+without this the same channel broke every retry while other layers still had slack (BENCHMARKS.md,
+issue 9). Pruning stops once the fraction falls below a floor. (Doubling the fraction back after a
+kept step pruned less: bigger steps failed more often, and each failure freezes a group.) Importance
+is Taylor (|∂L/∂gate| of a gate on the neuron's output, averaged over batches; Molchanov et al.
+2019) or the magnitude of the neuron's incoming weights."""
 
 from __future__ import annotations
 
@@ -22,16 +27,18 @@ from ..data.dataset import Dataset
 from ..errors import UserError
 from ..io.rundir import derive_seed
 from ..train import TrainConfig, fit, predict
-from .grouped import GroupedNet
+from .grouped import SHARED, GroupedNet
 from .tasks import MultiTaskObjective
 from .vib import vib_prune
 
 IMPORTANCES = ("taylor", "magnitude", "vib")
+ALLOCATIONS = ("uniform", "cost")
 
 
 @dataclass
 class PruneConfig:
     importance: str = "taylor"
+    allocation: str = "uniform"  # how a step spreads its removals over the groups: see ALLOCATIONS
     step_fraction: float = 0.09
     tolerance: float = 0.01  # allowed drop of any task's accuracy below its single-task network
     finetune_samples: int = 12_800  # training images seen between two pruning steps
@@ -46,6 +53,8 @@ class PruneConfig:
     def __post_init__(self) -> None:
         if self.importance not in IMPORTANCES:
             raise UserError(f"unknown importance '{self.importance}'; choose one of: {', '.join(IMPORTANCES)}")
+        if self.allocation not in ALLOCATIONS:
+            raise UserError(f"unknown allocation '{self.allocation}'; choose one of: {', '.join(ALLOCATIONS)}")
         if not 0 < self.step_fraction < 1:
             raise UserError(f"step fraction {self.step_fraction} is out of range; use a value in (0, 1)")
         if not 0 < self.min_step_fraction <= self.step_fraction:
@@ -97,17 +106,28 @@ def importance(net: GroupedNet, train: Dataset, normalizer: Normalizer, objectiv
 Owed = dict[tuple[int, str], float]  # per group, the fraction of a neuron it still owes the pruner
 
 
+def remove_measured(net: GroupedNet, picks: dict[tuple[int, str], list[int]]) -> dict[tuple[int, str], tuple[int, int]]:
+    """Remove each group's picked neurons; returns, per group, how many and the multiply-accumulates
+    (all tasks) that saved."""
+    removals = {}
+    every_task = list(range(net.num_tasks))
+    macs = net.analytic_macs(every_task)
+    for key, drop in picks.items():
+        if drop:
+            net.remove(*key, drop)
+            before, macs = macs, net.analytic_macs(every_task)
+            removals[key] = (len(drop), before - macs)
+    return removals
+
+
 def prune_step(net: GroupedNet, scores: dict[tuple[int, str], torch.Tensor], fraction: float,
                owed: Owed) -> dict[tuple[int, str], tuple[int, int]]:
     """Remove fraction·width of every group's lowest-scored neurons, keeping one per group. Only whole
     neurons go; each group's remainder carries over in ``owed`` (updated in place), so a 3-neuron
     group loses one neuron every few steps, not a third of itself at once, nor never. Every group then
     shrinks at the same rate whatever its width, which keeps the pruner fair to merges made of many
-    narrow groups (MTZ's) and of one wide group (PAM's). Returns, per group that lost neurons, how many
-    and the multiply-accumulates (all tasks) that saved."""
-    removals = {}
-    every_task = list(range(net.num_tasks))
-    macs = net.analytic_macs(every_task)
+    narrow groups (MTZ's) and of one wide group (PAM's)."""
+    picks = {}
     for (layer, group), score in scores.items():
         width = len(score)
         if width <= 1:
@@ -115,11 +135,60 @@ def prune_step(net: GroupedNet, scores: dict[tuple[int, str], torch.Tensor], fra
         due = owed.get((layer, group), 0.5) + fraction * width  # starting at 0.5 rounds the first step
         count = min(width - 1, math.floor(due))
         owed[(layer, group)] = due - count
-        if count > 0:
-            net.remove(layer, group, torch.argsort(score)[:count].tolist())
-            before, macs = macs, net.analytic_macs(every_task)
-            removals[(layer, group)] = (count, before - macs)
-    return removals
+        picks[(layer, group)] = torch.argsort(score)[:count].tolist()
+    return remove_measured(net, picks)
+
+
+def mean_subset_macs(net: GroupedNet, widths: list[dict[str, int]] | None = None) -> float:
+    """MACs averaged over every non-empty subset of tasks: the shared groups run in all of them, a
+    task's group in 2^(n-1) of the 2^n - 1."""
+    per_group = net.group_macs(widths)
+    share = 2 ** (net.num_tasks - 1) / (2 ** net.num_tasks - 1)
+    return per_group[SHARED] + share * sum(v for g, v in per_group.items() if g != SHARED)
+
+
+def neuron_costs(net: GroupedNet) -> dict[tuple[int, str], float]:
+    """What one neuron of each group costs in subset-mean MACs: its own inputs and the columns it feeds."""
+    base, costs = mean_subset_macs(net), {}
+    for layer, widths in enumerate(net.widths):
+        for group, width in widths.items():
+            if width:
+                fewer = [dict(w) for w in net.widths]
+                fewer[layer][group] -= 1
+                costs[(layer, group)] = base - mean_subset_macs(net, fewer)
+    return costs
+
+
+def per_layer_normalized(scores: dict[tuple[int, str], torch.Tensor]) -> dict[tuple[int, str], torch.Tensor]:
+    """Scores divided by their layer's ℓ2 norm over all groups, so that layers compare (Molchanov et al. 2017)."""
+    norms: dict[int, float] = {}
+    for (layer, _), score in scores.items():
+        norms[layer] = norms.get(layer, 0.0) + float((score ** 2).sum())
+    return {key: score / max(math.sqrt(norms[key[0]]), 1e-12) for key, score in scores.items()}
+
+
+def prune_least_per_mac(net: GroupedNet, scores: dict[tuple[int, str], torch.Tensor],
+                        fraction: float) -> dict[tuple[int, str], tuple[int, int]]:
+    """Remove the neurons of least score per subset-mean MAC, across ``scores``' groups, in that order
+    until they cost ``fraction`` of the network's subset-mean MACs, keeping each group's best. The last
+    one may overshoot the budget (a conv channel can be most of it): skipping what does not fit pruned
+    less (BENCHMARKS.md, issue 9). Each neuron is priced alone, so two that feed each other save a
+    little less than their sum."""
+    costs = neuron_costs(net)
+    candidates = sorted((float(score[i]) / costs[key], key, int(i))
+                        for key, score in scores.items() for i in torch.argsort(score, descending=True)[1:])
+    budget, spent = fraction * mean_subset_macs(net), 0.0
+    picks: dict[tuple[int, str], list[int]] = {}
+    for _, key, index in candidates:
+        if spent >= budget:
+            break
+        picks.setdefault(key, []).append(index)
+        spent += costs[key]
+    return remove_measured(net, picks)
+
+
+def unfrozen(scores: dict[tuple[int, str], torch.Tensor], frozen: set) -> dict[tuple[int, str], torch.Tensor]:
+    return {key: score for key, score in scores.items() if key not in frozen}
 
 
 def task_accuracy(net: GroupedNet, data: Dataset, normalizer: Normalizer, objective: MultiTaskObjective,
@@ -200,8 +269,11 @@ def prune_to_tolerance(net: GroupedNet, train: Dataset, val: Dataset, normalizer
     for step in range(1, config.max_steps + 1):
         seed = derive_seed(train_config.seed, f"prune{step}")
         scores = importance(net, train, normalizer, objective, config, train_config.batch_size, seed)
-        removals = prune_step(net, {k: v for k, v in scores.items() if k not in frozen}, fraction, owed)
-        if not removals:  # every group is frozen, down to one neuron, or owes less than one
+        if config.allocation == "cost":
+            removals = prune_least_per_mac(net, unfrozen(per_layer_normalized(scores), frozen), fraction)
+        else:
+            removals = prune_step(net, unfrozen(scores, frozen), fraction, owed)
+        if not removals:  # every group is frozen or down to one neuron, or (uniform) owes less than one
             break
         accuracy, rounds = recover(net, train, val, normalizer, objective, reference, config, train_config, seed)
         record = {"step": step, "fraction": round(fraction, 4), "removed": sum(c for c, _ in removals.values()),

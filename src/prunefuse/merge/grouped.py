@@ -132,10 +132,10 @@ class GroupedNet(nn.Module):
             return self.plan.sides()[layer - 1][1] ** 2
         return 1
 
-    def fan_in(self, layer: int, group: str) -> int:
+    def fan_in(self, layer: int, group: str, widths: list[dict[str, int]] | None = None) -> int:
         if layer == 0:
             return self.plan.input_shape[0]
-        below = self.widths[layer - 1]
+        below = (widths or self.widths)[layer - 1]
         return sum(below[s] for s in self.sources(group)) * self.columns_per_neuron(layer)
 
     def spec(self) -> dict:
@@ -179,18 +179,24 @@ class GroupedNet(nn.Module):
         return torch.cat([self.heads[group_name(t)](torch.cat([last[s] for s in self.sources(group_name(t))
                                                                  if s in last], 1)) for t in tasks], 1)
 
-    def analytic_macs(self, tasks: list[int]) -> int:
-        """Multiply-accumulates of one sample on ``tasks``: the sum over the groups it computes."""
-        groups = [SHARED] + [group_name(t) for t in tasks]
-        total = 0
+    def group_macs(self, widths: list[dict[str, int]] | None = None) -> dict[str, int]:
+        """Multiply-accumulates of one sample per group, summed over layers, each task's head counted with
+        its group; ``widths`` (default the network's own) prices a network of other widths."""
+        widths = widths or self.widths
+        totals = dict.fromkeys(self.group_names(), 0)
         for layer, spec in enumerate(self.plan.layers):
             conv_side = self.plan.sides()[layer][0]
             per_output = spec.kernel ** 2 * conv_side ** 2 if spec.kind == "conv" else 1
-            for g in groups:
-                total += self.widths[layer][g] * self.fan_in(layer, g) * per_output
-        for t in tasks:
-            total += self.head_sizes[t] * self.fan_in(len(self.plan.layers), group_name(t))
-        return total
+            for g in totals:
+                totals[g] += widths[layer][g] * self.fan_in(layer, g, widths) * per_output
+        for t in range(self.num_tasks):
+            totals[group_name(t)] += self.head_sizes[t] * self.fan_in(len(self.plan.layers), group_name(t), widths)
+        return totals
+
+    def analytic_macs(self, tasks: list[int]) -> int:
+        """Multiply-accumulates of one sample on ``tasks``: the sum over the groups it computes."""
+        per_group = self.group_macs()
+        return per_group[SHARED] + sum(per_group[group_name(t)] for t in tasks)
 
     # --- structured removal of neurons (the pruner's only write path) -----------------------------
     def consumers(self, layer: int, group: str):
