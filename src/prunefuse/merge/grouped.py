@@ -135,7 +135,7 @@ class GroupedNet(nn.Module):
     def fan_in(self, layer: int, group: str, widths: list[dict[str, int]] | None = None) -> int:
         if layer == 0:
             return self.plan.input_shape[0]
-        below = (widths or self.widths)[layer - 1]
+        below = (self.widths if widths is None else widths)[layer - 1]
         return sum(below[s] for s in self.sources(group)) * self.columns_per_neuron(layer)
 
     def spec(self) -> dict:
@@ -182,10 +182,9 @@ class GroupedNet(nn.Module):
     def group_macs(self, widths: list[dict[str, int]] | None = None) -> dict[str, int]:
         """Multiply-accumulates of one sample per group, summed over layers, each task's head counted with
         its group; ``widths`` (default the network's own) prices a network of other widths."""
-        widths = widths or self.widths
+        widths = self.widths if widths is None else widths
         totals = dict.fromkeys(self.group_names(), 0)
-        for layer, spec in enumerate(self.plan.layers):
-            conv_side = self.plan.sides()[layer][0]
+        for layer, (spec, (conv_side, _)) in enumerate(zip(self.plan.layers, self.plan.sides(), strict=True)):
             per_output = spec.kernel ** 2 * conv_side ** 2 if spec.kind == "conv" else 1
             for g in totals:
                 totals[g] += widths[layer][g] * self.fan_in(layer, g, widths) * per_output
