@@ -75,3 +75,28 @@ def test_decayed_kd_weight_rises_to_the_labels():
     assert kd_alpha(config, 0, 100) == pytest.approx(0.2) and kd_alpha(config, 50, 100) == pytest.approx(0.6)
     assert kd_alpha(config, 100, 100) == pytest.approx(1.0)
     assert kd_alpha(TrainConfig(kd_alpha=0.2), 50, 100) == pytest.approx(0.2)
+
+
+def test_binary_kd_loss_matches_closed_form():
+    from prunefuse.train.distill import binary_kd_loss
+
+    s, t, y = torch.tensor([[1.0, -2.0]]), torch.tensor([[3.0, 0.0]]), torch.tensor([[1, 0]])
+    T, alpha = 2.0, 0.3
+
+    def sig(v):
+        return 1 / (1 + math.exp(-v))
+
+    bce = (-math.log(sig(1.0)) - math.log(1 - sig(-2.0))) / 2
+    kl = sum(p * math.log(p / q) + (1 - p) * math.log((1 - p) / (1 - q))
+             for p, q in ((sig(3.0 / T), sig(1.0 / T)), (sig(0.0), sig(-2.0 / T)))) / 2
+    assert binary_kd_loss(s, t, y, alpha, T).item() == pytest.approx(alpha * bce + (1 - alpha) * T * T * kl, rel=1e-5)
+
+
+def test_binary_kd_loss_limits():
+    from prunefuse.train.distill import binary_kd_loss
+
+    s, y = torch.randn(4, 3), torch.randint(0, 2, (4, 3))
+    assert binary_kd_loss(s, s, y, 0.0, 3.0).item() == pytest.approx(0.0, abs=1e-6)
+    assert binary_kd_loss(s, torch.randn(4, 3), y, 1.0).item() == pytest.approx(
+        torch.nn.functional.binary_cross_entropy_with_logits(s, y.float()).item())
+    assert binary_kd_loss(s, s + 1, y, 0.0).item() > 0

@@ -142,6 +142,33 @@ def test_attribute_tasks_overlap_and_label_each_attribute():
         TaskSet.parse("0-1,0-1", num_classes=4)
 
 
+def test_each_head_distils_from_its_own_teacher():
+    """Multitask KD: the teacher's heads line up with the network's, in the order it serves the tasks, so
+    a head matching its teacher costs nothing and a head that differs costs its own task's KD loss."""
+    torch.manual_seed(0)
+    for tasks, y in ((TaskSet.parse("0-1,2-4", attributes=True), torch.randint(0, 2, (6, 5))),
+                     (TaskSet.parse("0-1,2-4", num_classes=6), torch.randint(0, 6, (6,)))):
+        objective = MultiTaskObjective(tasks, (1, 0))  # task 1's head first
+        z1, z0 = torch.randn(6, tasks.head_sizes[1]), torch.randn(6, tasks.head_sizes[0])
+        logits = torch.cat([z1, z0], 1)
+        assert objective.distill(logits, logits, y, 0.0, 2.0).item() == pytest.approx(0.0, abs=1e-6)
+        task0_only = objective.per_task.distill(z0, 2 * z0, tasks.labels(y, 0), 0.0, 2.0)
+        assert task0_only > 1e-3
+        assert objective.distill(logits, torch.cat([z1, 2 * z0], 1), y, 0.0, 2.0).item() == pytest.approx(
+            task0_only.item())
+        assert objective.distill(logits, torch.randn_like(logits), y, 1.0, 2.0).item() == pytest.approx(
+            objective.loss(logits, y).item())
+
+
+def test_task_teachers_put_each_single_network_where_its_head_is():
+    from prunefuse.merge.teachers import TaskTeachers
+
+    singles = [lenet_single(s) for s in range(3)]
+    x = torch.randn(2, 1, 28, 28)
+    with torch.no_grad():
+        assert torch.equal(TaskTeachers(singles, (2, 0)).eval()(x), torch.cat([singles[2](x), singles[0](x)], 1))
+
+
 def test_grids_hold_four_items_and_mark_their_classes():
     from prunefuse.data.grid import compose_grids
 
@@ -525,6 +552,22 @@ def test_merge_from_saved_single_networks(fashion_merge, tmp_path):
     assert again["single_task"]["test_accuracy"] == first["single_task"]["test_accuracy"]
 
 
+def test_merge_distils_from_the_single_networks_and_widens_the_shared_trunk(fashion_merge, tmp_path):
+    out, _ = fashion_merge
+    singles = ",".join(str(out / "singles" / f"task{t}") for t in range(2))
+    assert main(["merge", "--dataset", "fashion-mnist", "--subset", "1200", "--val-size", "300", "--tasks", "0-4,5-9",
+                 "--checkpoints", singles, "--methods", "shared,nomerge", "--epochs", "1", "--max-steps", "1",
+                 "--finetune-samples", "200", "--distill", "--kd-alpha", "0.2", "--shared-width", "1.5",
+                 "--latency-repeats", "1", "--out", str(tmp_path / "kd"), "--quiet"]) == 0
+    saved = json.loads((tmp_path / "kd" / "config.json").read_text())["config"]
+    assert saved["distill"] is True and saved["shared_width"] == 1.5
+    assert saved["single"]["kd_alpha"] == 0.2 and saved["single"]["kd_temperature"] == 1.0  # the merge default
+    results = json.loads((tmp_path / "kd" / "results.json").read_text())
+    assert all(0.4 < a <= 1 for m in results["methods"].values() for a in m["test_accuracy"].values())
+    assert [w["shared"] for w in results["methods"]["shared"]["merged_widths"]] == [9, 24, 180, 126]
+    assert all(w["shared"] <= n for w, n in zip(results["methods"]["shared"]["widths"], [9, 24, 180, 126], strict=True))
+
+
 def test_checkpoints_of_different_architectures_are_refused(fashion_merge, tmp_path, capsys):
     out, _ = fashion_merge
     for name in ("task0.safetensors", "task0.json", "task1.safetensors", "task1.json"):
@@ -540,11 +583,13 @@ def test_checkpoints_of_different_architectures_are_refused(fashion_merge, tmp_p
 
 @pytest.mark.parametrize("args, message", [
     (["--tasks", "0-9"], "at least two tasks"),
+    (["--kd-alpha", "0.3"], "without --distill"),
     (["--tasks", "0-4,3-9"], "must not overlap"),
     (["--tasks", "0-4,5-11"], "outside"),
     (["--arch", "preact20"], "plain feed-forward"),
     (["--methods", "pam,magic"], "unknown method"),
     (["--mtz-share", "1.5"], "out of range"),
+    (["--shared-width", "0"], "out of range"),
     (["--min-step-fraction", "0.5"], "minimum step fraction"),
     (["--val-size", "5000"], "--val-size"),
 ])

@@ -6,7 +6,9 @@ import argparse
 
 from .. import models
 from ..data import DataSpec
+from ..errors import UserError
 from ..merge import MergeConfig, PruneConfig, run_merge
+from ..merge.pipeline import MERGE_KD_TEMPERATURE
 from ..merge.report import merge_tables
 from ..train import TrainConfig
 from .args import (
@@ -16,6 +18,7 @@ from .args import (
     NON_NEGATIVE_INT,
     POSITIVE,
     SEED,
+    UNIT,
     WIDTH,
     add_data_arguments,
     names,
@@ -60,6 +63,15 @@ def merge_arguments(p: argparse.ArgumentParser) -> None:
                    help="PAM MI threshold for linear layers, nats per label variable (default: the chance level)")
     g.add_argument("--conv-cells", type=COUNT, default=d.conv_cells,
                    help="PAM: a conv channel enters the MI as its maximum over each cell of this grid (1: global max)")
+    g.add_argument("--distill", action="store_true",
+                   help="joint training and every pruning fine-tune also learn each task from its single-task "
+                   "network (Hinton KD per head; nomerge's networks from their unpruned selves)")
+    g.add_argument("--kd-alpha", type=UNIT, help=f"with --distill: weight of the label loss (default "
+                   f"{TrainConfig.kd_alpha})")
+    g.add_argument("--kd-temperature", type=POSITIVE, help=f"with --distill: temperature (default "
+                   f"{MERGE_KD_TEMPERATURE})")
+    g.add_argument("--shared-width", type=WIDTH, default=d.shared_width,
+                   help="the all-shared baseline's trunk width, relative to one single-task network (default 1)")
     g.add_argument("--mtz-share", type=number(0, 1, closed="right"), default=d.mtz_share,
                    help="fraction of neurons MTZ zips per layer")
     g = p.add_argument_group("pruning (the same for every method)")
@@ -95,8 +107,12 @@ def merge_config(args) -> MergeConfig:
         value = getattr(args, name)
         return preset[name] if value is None else value
 
+    kd = {k: getattr(args, k) for k in ("kd_alpha", "kd_temperature") if getattr(args, k) is not None}
+    if kd and not args.distill:
+        raise UserError(f"--{next(iter(kd)).replace('_', '-')} has no effect without --distill; add --distill")
+    kd.setdefault("kd_temperature", MERGE_KD_TEMPERATURE)
     single = TrainConfig(epochs=pick("epochs"), batch_size=pick("batch_size"), lr=args.lr, schedule=args.schedule,
-                         device=args.device, seed=args.seed)
+                         device=args.device, seed=args.seed, **kd)
     prune = PruneConfig(importance=args.importance, allocation=args.allocation, step_fraction=args.step_fraction,
                         tolerance=args.tolerance, min_step_fraction=args.min_step_fraction, max_steps=args.max_steps,
                         vib_strength=args.vib_strength, vib_epochs=args.vib_epochs,
@@ -104,8 +120,8 @@ def merge_config(args) -> MergeConfig:
     return MergeConfig(data=DataSpec(args.dataset, args.data_dir, args.download, args.subset, args.seed),
                        tasks=args.tasks, arch=args.arch, width=args.width, methods=args.methods, single=single,
                        merge_epochs=args.merge_epochs, merge_lr=args.merge_lr, calibration=args.calibration,
-                       alpha_conv=args.alpha_conv,
-                       alpha_fc=args.alpha_fc, conv_cells=args.conv_cells, mtz_share=args.mtz_share, prune=prune,
+                       alpha_conv=args.alpha_conv, alpha_fc=args.alpha_fc, conv_cells=args.conv_cells,
+                       mtz_share=args.mtz_share, shared_width=args.shared_width, distill=args.distill, prune=prune,
                        val_size=pick("val_size"),
                        latency_batches=args.latency_batches, latency_repeats=args.latency_repeats,
                        checkpoints=args.checkpoints)

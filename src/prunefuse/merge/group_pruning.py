@@ -202,9 +202,10 @@ def within(accuracy: dict[int, float], reference: dict[int, float], tolerance: f
 
 def recover(net: GroupedNet, train: Dataset, val: Dataset, normalizer: Normalizer, objective: MultiTaskObjective,
             reference: dict[int, float], config: PruneConfig, train_config: TrainConfig,
-            seed: int) -> tuple[dict[int, float], int]:
-    """Fine-tune after a pruning step, up to ``recovery_rounds`` extra rounds while a task is below the
-    tolerance; returns the validation accuracies and the rounds used."""
+            seed: int, teacher: nn.Module | None = None) -> tuple[dict[int, float], int]:
+    """Fine-tune after a pruning step (distilling from ``teacher`` if given), up to ``recovery_rounds``
+    extra rounds while a task is below the tolerance; returns the validation accuracies and the rounds
+    used."""
     finetune = TrainConfig(**{**train_config.to_dict(), "epochs": 1, "lr": config.finetune_lr, "schedule": "constant",
                               "channels_last": False})
     for attempt in range(config.recovery_rounds + 1):
@@ -212,7 +213,7 @@ def recover(net: GroupedNet, train: Dataset, val: Dataset, normalizer: Normalize
         sample = torch.randperm(len(train), generator=torch.Generator().manual_seed(round_seed))
         fit(net, train.subset(sample[: config.finetune_samples]),
             TrainConfig(**{**finetune.to_dict(), "seed": round_seed}), normalizer=normalizer, objective=objective,
-            quiet=True)
+            teacher=teacher, quiet=True)
         accuracy = task_accuracy(net, val, normalizer, objective, train_config)
         if within(accuracy, reference, config.tolerance):
             break
@@ -221,7 +222,8 @@ def recover(net: GroupedNet, train: Dataset, val: Dataset, normalizer: Normalize
 
 def vib_to_tolerance(net: GroupedNet, train: Dataset, val: Dataset, normalizer: Normalizer,
                      objective: MultiTaskObjective, reference: dict[int, float], config: PruneConfig,
-                     train_config: TrainConfig, log: Callable[[dict], None] | None) -> tuple[GroupedNet, list[dict]]:
+                     train_config: TrainConfig, log: Callable[[dict], None] | None,
+                     teacher: nn.Module | None = None) -> tuple[GroupedNet, list[dict]]:
     """VIB pruning with the penalty searched for the smallest network within the tolerance: each attempt
     prunes the input network afresh, doubling the penalty after a success and halving it after a
     failure until the two meet (a ratio below 1.5) or ``max_steps`` attempts are spent."""
@@ -232,7 +234,8 @@ def vib_to_tolerance(net: GroupedNet, train: Dataset, val: Dataset, normalizer: 
         pruned = vib_prune(net, train, normalizer, objective, strength, config.vib_epochs, train_config,
                            config.finetune_lr * 10)
         seed = derive_seed(train_config.seed, f"vib{step}")
-        accuracy, rounds = recover(pruned, train, val, normalizer, objective, reference, config, train_config, seed)
+        accuracy, rounds = recover(pruned, train, val, normalizer, objective, reference, config, train_config, seed,
+                                   teacher)
         ok = within(accuracy, reference, config.tolerance)
         macs = pruned.analytic_macs(list(range(pruned.num_tasks)))
         record = {"step": step, "vib_strength": strength, "finetune_rounds": rounds, "macs": macs,
@@ -255,12 +258,15 @@ def vib_to_tolerance(net: GroupedNet, train: Dataset, val: Dataset, normalizer: 
 def prune_to_tolerance(net: GroupedNet, train: Dataset, val: Dataset, normalizer: Normalizer,
                        objective: MultiTaskObjective, reference: dict[int, float], config: PruneConfig,
                        train_config: TrainConfig,
-                       log: Callable[[dict], None] | None = None) -> tuple[GroupedNet, list[dict]]:
+                       log: Callable[[dict], None] | None = None,
+                       teacher: nn.Module | None = None) -> tuple[GroupedNet, list[dict]]:
     """Prune and fine-tune a copy, keeping each step that stays within the tolerance on ``val`` and
     backing off after one that does not; returns the last network within it (a copy of the input if
-    no step was) and the per-step history. The input network is left as it was."""
+    no step was) and the per-step history. The input network is left as it was. ``teacher`` (logits
+    for the objective's heads) is distilled from while fine-tuning."""
     if config.importance == "vib":
-        return vib_to_tolerance(net, train, val, normalizer, objective, reference, config, train_config, log)
+        return vib_to_tolerance(net, train, val, normalizer, objective, reference, config, train_config, log,
+                                teacher)
     history: list[dict] = []
     net = copy.deepcopy(net)
     accepted = copy.deepcopy(net)
@@ -275,7 +281,8 @@ def prune_to_tolerance(net: GroupedNet, train: Dataset, val: Dataset, normalizer
             removals = prune_step(net, unfrozen(scores, frozen), fraction, owed)
         if not removals:  # every group is frozen or down to one neuron, or (uniform) owes less than one
             break
-        accuracy, rounds = recover(net, train, val, normalizer, objective, reference, config, train_config, seed)
+        accuracy, rounds = recover(net, train, val, normalizer, objective, reference, config, train_config, seed,
+                                   teacher)
         record = {"step": step, "fraction": round(fraction, 4), "removed": sum(c for c, _ in removals.values()),
                   "finetune_rounds": rounds, "macs": net.analytic_macs(list(range(net.num_tasks))),
                   "val_accuracy": accuracy, "within_tolerance": within(accuracy, reference, config.tolerance)}

@@ -17,7 +17,7 @@ from ..errors import UserError
 from ..io import checkpoint
 from ..io.rundir import RunDirectory, seed_everything
 from ..io.storage import append_jsonl, write_json
-from ..models.base import init_weights
+from ..models.base import init_weights, scaled
 from ..train import TrainConfig, fit
 from .assemble import assemble
 from .group_pruning import PruneConfig, prune_to_tolerance, task_accuracy, within
@@ -27,8 +27,10 @@ from .pam import pam_groups
 from .report import write_merge_report
 from .subsets import subset_table
 from .tasks import MultiTaskObjective, TaskSet
+from .teachers import TaskTeachers
 
 METHODS = ("pam", "nomerge", "shared", "mtz")
+MERGE_KD_TEMPERATURE = 1.0
 
 
 @dataclass
@@ -38,7 +40,10 @@ class MergeConfig:
     arch: str = "lenet5"
     width: float = 1.0
     methods: list[str] = field(default_factory=lambda: list(METHODS))
-    single: TrainConfig = field(default_factory=lambda: TrainConfig(epochs=8, lr=0.05, schedule="cosine"))
+    # kd_temperature 1 (used with ``distill``): at 4 the per-attribute distillation term drove PAM's five-task
+    # joint training at lr 0.05 to a network that answers "absent" everywhere (BENCHMARKS.md, issue 9)
+    single: TrainConfig = field(default_factory=lambda: TrainConfig(epochs=8, lr=0.05, schedule="cosine",
+                                                                    kd_temperature=MERGE_KD_TEMPERATURE))
     # joint training of a merged network before pruning: 12 epochs at 0.05 let PAM prune to 1.11 MFLOPs
     # where 2 at 0.01 left it at 1.61, same singles and pruner (BENCHMARKS.md, issue 9)
     merge_epochs: int = 12
@@ -48,6 +53,10 @@ class MergeConfig:
     alpha_fc: float | None = None
     conv_cells: int = 4  # a conv channel enters the MI as its maxima over a grid of this many cells a side
     mtz_share: float = 0.5
+    shared_width: float = 1.0  # the all-shared trunk's width, relative to one single-task network
+    # joint training and pruning fine-tunes also learn each task's head from its single-task network
+    # (kd_alpha, kd_temperature of ``single``); nomerge's networks learn from their unpruned selves
+    distill: bool = False
     prune: PruneConfig = field(default_factory=PruneConfig)
     val_size: int = 5000  # held out of the training split for the tolerance check
     latency_batches: list[int] = field(default_factory=lambda: [1, 64])
@@ -59,6 +68,8 @@ class MergeConfig:
         if unknown or not self.methods:
             raise UserError(f"unknown method(s) {', '.join(unknown) or '(none given)'}; "
                             f"choose from: {', '.join(METHODS)}")
+        if not 0 < self.shared_width <= 16:
+            raise UserError(f"--shared-width {self.shared_width} is out of range; use a multiplier in (0, 16]")
         if not 0 < self.mtz_share <= 1:
             raise UserError(f"--mtz-share {self.mtz_share} is out of range; use a fraction in (0, 1]")
         if self.calibration < 8:
@@ -162,12 +173,16 @@ class MergeRun:
         x = self.normalizer(self.val.images[idx])
         return x, [self.tasks.label_variables(self.val.labels[idx], t) for t in range(len(self.tasks))]
 
+    def teacher(self, which: tuple[int, ...]) -> TaskTeachers | None:
+        return TaskTeachers(self.singles, which) if self.config.distill else None
+
     def joint_finetune(self, net: GroupedNet, epochs: int, lr: float, schedule: str = "cosine") -> None:
         if epochs:
             config = TrainConfig(**{**self.config.single.to_dict(), "epochs": epochs, "lr": lr, "schedule": schedule,
                                     "channels_last": False})
+            every = tuple(range(len(self.tasks)))
             fit(net, self.train, config, normalizer=self.normalizer, objective=self.objective(), quiet=self.quiet,
-                desc="joint")
+                desc="joint", teacher=self.teacher(every))
 
     def build(self, method: str, singles: list[GroupedNet]) -> GroupedNet:
         x, labels = self.calibration()
@@ -177,23 +192,26 @@ class MergeRun:
             net = assemble(singles, groups)
         elif method == "mtz":
             net = mtz_merge(singles, x, self.config.mtz_share)
-        else:  # shared: one trunk of a single network's width, all heads, trained from scratch
+        else:  # shared: one trunk (a single network's width times shared_width), all heads, trained from scratch
             seed_everything(self.config.single.seed)
-            net = GroupedNet(singles[0].plan, [{SHARED: w[SHARED]} for w in singles[0].widths], self.tasks.head_sizes)
+            net = GroupedNet(singles[0].plan, [{SHARED: scaled(w[SHARED], self.config.shared_width)}
+                                               for w in singles[0].widths], self.tasks.head_sizes)
             if any(spec.batch_norm for spec in net.plan.layers):
                 init_weights(net)
-            self.joint_finetune(net, self.config.single.epochs, self.config.single.lr, self.config.single.schedule)
-            return net
         self.merged_widths[method] = [dict(w) for w in net.widths]
         self.log({"phase": "merged", "method": method, "widths": net.widths})
-        self.joint_finetune(net, self.config.merge_epochs, self.config.merge_lr)
+        if method == "shared":  # trained as long as a single network
+            self.joint_finetune(net, self.config.single.epochs, self.config.single.lr, self.config.single.schedule)
+        else:
+            self.joint_finetune(net, self.config.merge_epochs, self.config.merge_lr)
         return net
 
     def prune(self, net: GroupedNet, which: tuple[int, ...], reference: dict[int, float], label: str) -> GroupedNet:
         start = time.perf_counter()
         pruned, history = prune_to_tolerance(
             net, self.train, self.val, self.normalizer, self.objective(which), {t: reference[t] for t in which},
-            self.config.prune, self.config.single, log=lambda r: self.log({"phase": "prune", "method": label, **r}))
+            self.config.prune, self.config.single, log=lambda r: self.log({"phase": "prune", "method": label, **r}),
+            teacher=self.teacher(which))
         self.log({"phase": "pruned", "method": label, "steps": sum(r["within_tolerance"] for r in history),
                   "seconds": round(time.perf_counter() - start, 1), "widths": pruned.widths})
         return pruned
@@ -216,7 +234,7 @@ class MergeRun:
 
     def merge_and_measure(self) -> dict:
         config = self.config
-        singles = self.single_networks()
+        self.singles = singles = self.single_networks()
         n = len(self.tasks)
         self.reference = reference = {t: self.accuracy(singles[t], (t,), self.val)[t] for t in range(n)}
         single_test = {t: self.accuracy(singles[t], (t,), self.test)[t] for t in range(n)}

@@ -13,9 +13,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
-import torch.nn.functional as F
 
 from ..errors import UserError
+from ..train.objective import CrossEntropy, MultiLabel, Objective
 
 
 def parse_range(text: str) -> list[int]:
@@ -106,10 +106,10 @@ class MultiTaskObjective:
         which = list(self.which) if self.which is not None else list(range(len(self.tasks)))
         return list(zip(which, self.tasks.split_logits(logits, which), strict=True))
 
-    def task_loss(self, z: torch.Tensor, y: torch.Tensor, t: int) -> torch.Tensor:
-        if self.tasks.attributes:
-            return F.binary_cross_entropy_with_logits(z, self.tasks.labels(y, t).float())
-        return F.cross_entropy(z, self.tasks.labels(y, t), label_smoothing=self.label_smoothing)
+    @property
+    def per_task(self) -> Objective:
+        """What one head minimises: the logistic loss per attribute, or the cross-entropy over classes."""
+        return MultiLabel() if self.tasks.attributes else CrossEntropy(self.label_smoothing)
 
     def task_correct(self, z: torch.Tensor, y: torch.Tensor, t: int) -> torch.Tensor:
         """Per sample: 1/0 for a class task, the fraction of attributes right for an attribute task."""
@@ -119,7 +119,15 @@ class MultiTaskObjective:
         return (z.argmax(1) == target).float()
 
     def loss(self, logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        return sum(self.task_loss(z, y, t) for t, z in self.heads(logits))
+        return sum(self.per_task.loss(z, self.tasks.labels(y, t)) for t, z in self.heads(logits))
+
+    def distill(self, logits: torch.Tensor, teacher_logits: torch.Tensor, y: torch.Tensor, alpha: float,
+                temperature: float) -> torch.Tensor:
+        """Each head learns from the labels and from its own teacher's head, ``teacher_logits`` holding
+        the heads side by side as ``logits`` does."""
+        teachers = self.tasks.split_logits(teacher_logits, [t for t, _ in self.heads(logits)])
+        return sum(self.per_task.distill(z, zt, self.tasks.labels(y, t), alpha, temperature)
+                   for (t, z), zt in zip(self.heads(logits), teachers, strict=True))
 
     def correct(self, logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         heads = self.heads(logits)

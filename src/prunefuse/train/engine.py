@@ -19,7 +19,6 @@ from ..data.registry import DATASETS
 from ..errors import UserError
 from ..io.storage import append_jsonl
 from .config import TrainConfig
-from .distill import kd_loss
 from .objective import Objective, default_objective
 from .runtime import autocast, autocast_dtype, configure_threads, resolve_device, safe_channels_last
 from .schedule import make_scheduler
@@ -193,7 +192,7 @@ def fit(model: nn.Module, train: Dataset, config: TrainConfig, test: Dataset | N
                     with torch.no_grad():
                         teacher_logits = teacher(x.contiguous(memory_format=teacher_format))
                     alpha = kd_alpha(config, scheduler.last_epoch, total_steps)
-                    loss = kd_loss(logits, teacher_logits, y, alpha, config.kd_temperature, config.label_smoothing)
+                    loss = objective.distill(logits, teacher_logits, y, alpha, config.kd_temperature)
                 else:
                     loss = objective.loss(logits, y)
                 if world > 1:  # DDP averages over ranks: weight each slice by its share of the global batch

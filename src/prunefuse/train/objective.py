@@ -8,11 +8,16 @@ from typing import Protocol
 import torch
 import torch.nn.functional as F
 
+from .distill import binary_kd_loss, kd_loss
+
 
 class Objective(Protocol):
     def loss(self, logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor: ...
 
     def correct(self, logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor: ...
+
+    def distill(self, logits: torch.Tensor, teacher_logits: torch.Tensor, y: torch.Tensor, alpha: float,
+                temperature: float) -> torch.Tensor: ...
 
 
 @dataclass(frozen=True)
@@ -25,6 +30,10 @@ class CrossEntropy:
     def correct(self, logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         return (logits.argmax(1) == y).sum()
 
+    def distill(self, logits: torch.Tensor, teacher_logits: torch.Tensor, y: torch.Tensor, alpha: float,
+                temperature: float) -> torch.Tensor:
+        return kd_loss(logits, teacher_logits, y, alpha, temperature, self.label_smoothing)
+
 
 @dataclass(frozen=True)
 class MultiLabel:
@@ -36,6 +45,10 @@ class MultiLabel:
 
     def correct(self, logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         return ((logits > 0) == y.bool()).float().mean(1).sum()
+
+    def distill(self, logits: torch.Tensor, teacher_logits: torch.Tensor, y: torch.Tensor, alpha: float,
+                temperature: float) -> torch.Tensor:
+        return binary_kd_loss(logits, teacher_logits, y, alpha, temperature)
 
 
 def default_objective(data, label_smoothing: float = 0.0) -> Objective:

@@ -1,0 +1,20 @@
+"""The single-task networks as one teacher whose heads line up with a merged network's, so that
+joint training and pruning can distil each task from the network that was trained for it alone."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from .grouped import GroupedNet
+
+
+class TaskTeachers(nn.Module):
+    """``singles[t]`` for each t in ``which``, their logits side by side in that order."""
+
+    def __init__(self, singles: list[GroupedNet], which: tuple[int, ...]):
+        super().__init__()
+        self.nets = nn.ModuleList(singles[t] for t in which)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.cat([net(x) for net in self.nets], 1)
