@@ -165,8 +165,19 @@ def test_task_teachers_put_each_single_network_where_its_head_is():
 
     singles = [lenet_single(s) for s in range(3)]
     x = torch.randn(2, 1, 28, 28)
+    teacher = TaskTeachers(singles, (2, 0))
     with torch.no_grad():
-        assert torch.equal(TaskTeachers(singles, (2, 0)).eval()(x), torch.cat([singles[2](x), singles[0](x)], 1))
+        assert torch.equal(teacher.eval()(x), torch.cat([singles[2](x), singles[0](x)], 1))
+        next(teacher.parameters()).zero_()  # a copy: what training does to the teacher leaves the singles be
+    assert next(singles[2].parameters()).abs().sum() > 0
+
+
+def test_merge_distillation_settings_replace_the_training_ones():
+    config = MergeConfig(single=TrainConfig(epochs=4, kd_temperature=4.0), distill=True)
+    assert (config.single.kd_alpha, config.single.kd_temperature) == (0.5, 1.0)
+    assert MergeConfig(kd_alpha=0.2).single.kd_alpha == 0.2
+    with pytest.raises(UserError, match="kd_alpha"):
+        MergeConfig(kd_alpha=1.5)
 
 
 def test_grids_hold_four_items_and_mark_their_classes():
@@ -180,6 +191,17 @@ def test_grids_hold_four_items_and_mark_their_classes():
         tiles = {int(image[0, r, c]) for r in (0, 2) for c in (0, 2)}
         classes = {[0, 1, 2, 3, 0, 0, 1, 1][i] for i in tiles}
         assert len(tiles) == 4 and set(row.nonzero().flatten().tolist()) == classes
+
+
+def test_vib_gate_training_distils_with_its_penalty():
+    from prunefuse.merge.vib import Gates, PenalisedObjective
+
+    objective = PenalisedObjective(MultiTaskObjective(TaskSet.parse("0-1,2-9"), (0,)), Gates(lenet_single(0), 0), 0.5)
+    logits, y = torch.randn(4, 3), torch.tensor([0, 1, 5, 9])
+    penalty = 0.5 * objective.gates.penalty().item()
+    assert objective.distill(logits, logits, y, 0.0, 1.0).item() == pytest.approx(penalty, rel=1e-5)
+    assert objective.distill(logits, torch.randn(4, 3), y, 1.0, 1.0).item() == pytest.approx(
+        objective.loss(logits, y).item(), rel=1e-5)
 
 
 def test_vib_gates_fold_exactly_and_a_strong_penalty_prunes():
@@ -552,7 +574,15 @@ def test_merge_from_saved_single_networks(fashion_merge, tmp_path):
     assert again["single_task"]["test_accuracy"] == first["single_task"]["test_accuracy"]
 
 
-def test_merge_distils_from_the_single_networks_and_widens_the_shared_trunk(fashion_merge, tmp_path):
+def test_merge_distils_from_the_single_networks_and_widens_the_shared_trunk(fashion_merge, tmp_path, monkeypatch):
+    calls = {}
+    distill = MultiTaskObjective.distill
+
+    def counted(self, *args):
+        calls[self.which] = calls.get(self.which, 0) + 1
+        return distill(self, *args)
+
+    monkeypatch.setattr(MultiTaskObjective, "distill", counted)
     out, _ = fashion_merge
     singles = ",".join(str(out / "singles" / f"task{t}") for t in range(2))
     assert main(["merge", "--dataset", "fashion-mnist", "--subset", "1200", "--val-size", "300", "--tasks", "0-4,5-9",
@@ -560,8 +590,9 @@ def test_merge_distils_from_the_single_networks_and_widens_the_shared_trunk(fash
                  "--finetune-samples", "200", "--distill", "--kd-alpha", "0.2", "--shared-width", "1.5",
                  "--latency-repeats", "1", "--out", str(tmp_path / "kd"), "--quiet"]) == 0
     saved = json.loads((tmp_path / "kd" / "config.json").read_text())["config"]
-    assert saved["distill"] is True and saved["shared_width"] == 1.5
+    assert saved["distill"] is True and saved["shared_width"] == 1.5 and saved["kd_alpha"] == 0.2
     assert saved["single"]["kd_alpha"] == 0.2 and saved["single"]["kd_temperature"] == 1.0  # the merge default
+    assert set(calls) == {None, (0, 1), (0,), (1,)}  # shared: joint training, pruning; each nomerge network
     results = json.loads((tmp_path / "kd" / "results.json").read_text())
     assert all(0.4 < a <= 1 for m in results["methods"].values() for a in m["test_accuracy"].values())
     assert [w["shared"] for w in results["methods"]["shared"]["merged_widths"]] == [9, 24, 180, 126]
@@ -590,6 +621,7 @@ def test_checkpoints_of_different_architectures_are_refused(fashion_merge, tmp_p
     (["--methods", "pam,magic"], "unknown method"),
     (["--mtz-share", "1.5"], "out of range"),
     (["--shared-width", "0"], "out of range"),
+    (["--shared-width", "2", "--methods", "pam"], "without the shared method"),
     (["--min-step-fraction", "0.5"], "minimum step fraction"),
     (["--val-size", "5000"], "--val-size"),
 ])

@@ -8,7 +8,6 @@ from .. import models
 from ..data import DataSpec
 from ..errors import UserError
 from ..merge import MergeConfig, PruneConfig, run_merge
-from ..merge.pipeline import MERGE_KD_TEMPERATURE
 from ..merge.report import merge_tables
 from ..train import TrainConfig
 from .args import (
@@ -67,9 +66,9 @@ def merge_arguments(p: argparse.ArgumentParser) -> None:
                    help="joint training and every pruning fine-tune also learn each task from its single-task "
                    "network (Hinton KD per head; nomerge's networks from their unpruned selves)")
     g.add_argument("--kd-alpha", type=UNIT, help=f"with --distill: weight of the label loss (default "
-                   f"{TrainConfig.kd_alpha})")
+                   f"{MergeConfig.kd_alpha})")
     g.add_argument("--kd-temperature", type=POSITIVE, help=f"with --distill: temperature (default "
-                   f"{MERGE_KD_TEMPERATURE})")
+                   f"{MergeConfig.kd_temperature})")
     g.add_argument("--shared-width", type=WIDTH, default=d.shared_width,
                    help="the all-shared baseline's trunk width, relative to one single-task network (default 1)")
     g.add_argument("--mtz-share", type=number(0, 1, closed="right"), default=d.mtz_share,
@@ -110,9 +109,8 @@ def merge_config(args) -> MergeConfig:
     kd = {k: getattr(args, k) for k in ("kd_alpha", "kd_temperature") if getattr(args, k) is not None}
     if kd and not args.distill:
         raise UserError(f"--{next(iter(kd)).replace('_', '-')} has no effect without --distill; add --distill")
-    kd.setdefault("kd_temperature", MERGE_KD_TEMPERATURE)
     single = TrainConfig(epochs=pick("epochs"), batch_size=pick("batch_size"), lr=args.lr, schedule=args.schedule,
-                         device=args.device, seed=args.seed, **kd)
+                         device=args.device, seed=args.seed)
     prune = PruneConfig(importance=args.importance, allocation=args.allocation, step_fraction=args.step_fraction,
                         tolerance=args.tolerance, min_step_fraction=args.min_step_fraction, max_steps=args.max_steps,
                         vib_strength=args.vib_strength, vib_epochs=args.vib_epochs,
@@ -121,8 +119,8 @@ def merge_config(args) -> MergeConfig:
                        tasks=args.tasks, arch=args.arch, width=args.width, methods=args.methods, single=single,
                        merge_epochs=args.merge_epochs, merge_lr=args.merge_lr, calibration=args.calibration,
                        alpha_conv=args.alpha_conv, alpha_fc=args.alpha_fc, conv_cells=args.conv_cells,
-                       mtz_share=args.mtz_share, shared_width=args.shared_width, distill=args.distill, prune=prune,
-                       val_size=pick("val_size"),
+                       mtz_share=args.mtz_share, shared_width=args.shared_width, distill=args.distill, **kd,
+                       prune=prune, val_size=pick("val_size"),
                        latency_batches=args.latency_batches, latency_repeats=args.latency_repeats,
                        checkpoints=args.checkpoints)
 

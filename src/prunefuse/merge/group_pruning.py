@@ -232,7 +232,7 @@ def vib_to_tolerance(net: GroupedNet, train: Dataset, val: Dataset, normalizer: 
     strength, passed, failed = config.vib_strength, None, None
     for step in range(1, config.max_steps + 1):
         pruned = vib_prune(net, train, normalizer, objective, strength, config.vib_epochs, train_config,
-                           config.finetune_lr * 10)
+                           config.finetune_lr * 10, teacher=teacher)
         seed = derive_seed(train_config.seed, f"vib{step}")
         accuracy, rounds = recover(pruned, train, val, normalizer, objective, reference, config, train_config, seed,
                                    teacher)

@@ -4,7 +4,7 @@ every result with the same pruner to the same tolerance, and measure every task 
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import torch
@@ -30,7 +30,6 @@ from .tasks import MultiTaskObjective, TaskSet
 from .teachers import TaskTeachers
 
 METHODS = ("pam", "nomerge", "shared", "mtz")
-MERGE_KD_TEMPERATURE = 1.0
 
 
 @dataclass
@@ -40,10 +39,7 @@ class MergeConfig:
     arch: str = "lenet5"
     width: float = 1.0
     methods: list[str] = field(default_factory=lambda: list(METHODS))
-    # kd_temperature 1 (used with ``distill``): at 4 the per-attribute distillation term drove PAM's five-task
-    # joint training at lr 0.05 to a network that answers "absent" everywhere (BENCHMARKS.md, issue 9)
-    single: TrainConfig = field(default_factory=lambda: TrainConfig(epochs=8, lr=0.05, schedule="cosine",
-                                                                    kd_temperature=MERGE_KD_TEMPERATURE))
+    single: TrainConfig = field(default_factory=lambda: TrainConfig(epochs=8, lr=0.05, schedule="cosine"))
     # joint training of a merged network before pruning: 12 epochs at 0.05 let PAM prune to 1.11 MFLOPs
     # where 2 at 0.01 left it at 1.61, same singles and pruner (BENCHMARKS.md, issue 9)
     merge_epochs: int = 12
@@ -54,9 +50,12 @@ class MergeConfig:
     conv_cells: int = 4  # a conv channel enters the MI as its maxima over a grid of this many cells a side
     mtz_share: float = 0.5
     shared_width: float = 1.0  # the all-shared trunk's width, relative to one single-task network
-    # joint training and pruning fine-tunes also learn each task's head from its single-task network
-    # (kd_alpha, kd_temperature of ``single``); nomerge's networks learn from their unpruned selves
+    # joint training and pruning fine-tunes also learn each task's head from its single-task network;
+    # nomerge's networks learn from their unpruned selves. Off: it lowered accuracy (BENCHMARKS.md, issue 9)
     distill: bool = False
+    kd_alpha: float = 0.5  # weight of the label loss; these two replace ``single``'s KD settings
+    # at temperature 4 PAM's five-task joint training collapsed to "absent" for every attribute
+    kd_temperature: float = 1.0
     prune: PruneConfig = field(default_factory=PruneConfig)
     val_size: int = 5000  # held out of the training split for the tolerance check
     latency_batches: list[int] = field(default_factory=lambda: [1, 64])
@@ -70,6 +69,9 @@ class MergeConfig:
                             f"choose from: {', '.join(METHODS)}")
         if not 0 < self.shared_width <= 16:
             raise UserError(f"--shared-width {self.shared_width} is out of range; use a multiplier in (0, 16]")
+        if self.shared_width != 1 and "shared" not in self.methods:
+            raise UserError("--shared-width has no effect without the shared method; add shared to --methods")
+        self.single = replace(self.single, kd_alpha=self.kd_alpha, kd_temperature=self.kd_temperature)
         if not 0 < self.mtz_share <= 1:
             raise UserError(f"--mtz-share {self.mtz_share} is out of range; use a fraction in (0, 1]")
         if self.calibration < 8:

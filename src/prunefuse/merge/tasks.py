@@ -125,9 +125,10 @@ class MultiTaskObjective:
                 temperature: float) -> torch.Tensor:
         """Each head learns from the labels and from its own teacher's head, ``teacher_logits`` holding
         the heads side by side as ``logits`` does."""
-        teachers = self.tasks.split_logits(teacher_logits, [t for t, _ in self.heads(logits)])
+        heads = self.heads(logits)
+        teachers = self.tasks.split_logits(teacher_logits, [t for t, _ in heads])
         return sum(self.per_task.distill(z, zt, self.tasks.labels(y, t), alpha, temperature)
-                   for (t, z), zt in zip(self.heads(logits), teachers, strict=True))
+                   for (t, z), zt in zip(heads, teachers, strict=True))
 
     def correct(self, logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         heads = self.heads(logits)

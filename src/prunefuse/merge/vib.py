@@ -86,12 +86,18 @@ class PenalisedObjective:
     def correct(self, logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         return self.objective.correct(logits, y)
 
+    def distill(self, logits: torch.Tensor, teacher_logits: torch.Tensor, y: torch.Tensor, alpha: float,
+                temperature: float) -> torch.Tensor:
+        return (self.objective.distill(logits, teacher_logits, y, alpha, temperature)
+                + self.strength * self.gates.penalty())
+
 
 def vib_prune(net: GroupedNet, train: Dataset, normalizer: Normalizer, objective: MultiTaskObjective,
               strength: float, epochs: int, train_config: TrainConfig, lr: float,
-              log: Callable[[dict], None] | None = None) -> GroupedNet:
-    """A pruned copy of ``net``: gates trained ``epochs`` epochs with penalty ``strength``, silent
-    neurons removed (at least one kept per group), kept gates folded into the next layer."""
+              log: Callable[[dict], None] | None = None, teacher: nn.Module | None = None) -> GroupedNet:
+    """A pruned copy of ``net``: gates trained ``epochs`` epochs with penalty ``strength`` (distilling
+    from ``teacher`` if given), silent neurons removed (at least one kept per group), kept gates folded
+    into the next layer."""
     net = copy.deepcopy(net)
     seed = derive_seed(train_config.seed, f"vib{strength:g}")
     net.gates = Gates(net, seed)
@@ -99,7 +105,7 @@ def vib_prune(net: GroupedNet, train: Dataset, normalizer: Normalizer, objective
                             "channels_last": False, "seed": seed})
     torch.manual_seed(seed)
     fit(net, train, config, normalizer=normalizer, objective=PenalisedObjective(objective, net.gates, strength),
-        quiet=True)
+        teacher=teacher, quiet=True)
     gates, net.gates = net.gates.cpu(), None
     net = net.cpu()
     removed = 0
