@@ -7,10 +7,15 @@ import platform
 import statistics
 import time
 from datetime import date
+from pathlib import Path
 
 import torch
 
 from prunefuse import models
+from prunefuse.cli import build_parser
+from prunefuse.cli.merge import merge_config
+from prunefuse.io.storage import read_json
+from prunefuse.merge import run_merge
 from prunefuse.pruning import prune
 
 
@@ -44,6 +49,14 @@ def interleaved_rates(fns: dict, items: int, repeats: int = 5, warmup: int = 1) 
             fn()
             times[name].append(time.perf_counter() - start)
     return {name: items / statistics.median(t) for name, t in times.items()}
+
+
+def merge_results(out: Path, flags: list[str]) -> dict:
+    """``prunefuse merge FLAGS --out OUT``'s results; a finished run is read back, not rerun."""
+    if (out / "results.json").is_file():
+        return read_json(out / "results.json")
+    args = build_parser().parse_args(["merge", "--out", str(out), "--quiet", *flags])
+    return run_merge(merge_config(args), out, quiet=True)
 
 
 def header(title: str) -> None:

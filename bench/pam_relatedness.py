@@ -16,12 +16,8 @@ from pathlib import Path
 import torch
 from sklearn.metrics import mutual_info_score
 
-from common import header, table
+from common import header, merge_results, table
 from prunefuse import data
-from prunefuse.cli import build_parser
-from prunefuse.cli.merge import merge_config
-from prunefuse.io.storage import read_json
-from prunefuse.merge import run_merge
 from prunefuse.merge.grouped import SHARED
 from prunefuse.merge.tasks import TaskSet
 
@@ -33,14 +29,6 @@ def label_mi(tasks: str, labels: torch.Tensor) -> float:
     parsed = TaskSet.parse(tasks, labels.shape[1], attributes=True)
     codes = [(parsed.labels(labels, t) * 2 ** torch.arange(len(parsed.classes[t]))).sum(1).tolist() for t in range(2)]
     return float(mutual_info_score(*codes))
-
-
-def merged(out: Path, tasks: str, flags: list[str]) -> dict:
-    if (out / "results.json").is_file():
-        return read_json(out / "results.json")
-    args = build_parser().parse_args(["merge", "--dataset", "fashion-mnist-grid", "--tasks", tasks, "--out", str(out),
-                                      "--quiet", *flags])
-    return run_merge(merge_config(args), out, quiet=True)
 
 
 def row(overlap: int, tasks: str, results: dict, labels: torch.Tensor) -> dict:
@@ -68,7 +56,8 @@ def main() -> None:
     flags = " ".join(args.merge_flags) or "as each finished run's config.json records (none given here)"
     header(f"PAM against task relatedness, fashion-mnist-grid, merge flags: {flags}")
     labels = data.load("fashion-mnist-grid", "test").labels  # built once: each load composes the grids afresh
-    rows = [row(k, OVERLAPS[k], merged(args.out / f"overlap{k}", OVERLAPS[k], args.merge_flags), labels)
+    rows = [row(k, OVERLAPS[k], merge_results(args.out / f"overlap{k}", ["--dataset", "fashion-mnist-grid", "--tasks",
+                                                                        OVERLAPS[k], *args.merge_flags]), labels)
             for k in overlaps]
     table(rows)
 

@@ -1,0 +1,65 @@
+"""PAM against no merging over paired seeds. One PAM-versus-no-merging FLOPs ratio is one draw:
+the single networks, the validation split and every pruning step follow the seed, and on two tasks
+the ratio moved across 1 from one seed to the next. Each seed here trains its own single networks,
+merges and prunes them (both methods from the same singles), and the table gives per seed and
+then over seeds the ratios, their geometric mean with a 95% t-interval (of the log ratio), and the
+paired accuracy difference.
+
+    python bench/pam_seeds.py --out runs/pam2-seeds --seeds 0,1,2,3,4 -- \
+        --dataset fashion-mnist-grid --tasks 0-4,5-9 --epochs 8 --methods pam,nomerge
+
+Everything after ``--`` goes to ``prunefuse merge`` (``--seed`` is added per seed); each seed is one
+merge run, ``OUT/seedN``, and a finished one is read back, not rerun."""
+
+from __future__ import annotations
+
+import argparse
+import math
+from pathlib import Path
+
+from common import header, merge_results, table
+from prunefuse.active.stats import mean_interval
+
+ACCURACY = "test accuracy pam - base, mean over tasks (points)"
+
+
+def mean_accuracy(results: dict, method: str) -> float:
+    accuracy = results["methods"][method]["test_accuracy"]
+    return 100 * sum(accuracy.values()) / len(accuracy)
+
+
+def interval_text(values: list[float], log: bool) -> str:
+    i = mean_interval([math.log(v) for v in values] if log else values)
+    f = math.exp if log else (lambda v: v)
+    return f"{f(i.mean):.3f} [{f(i.low):.3f}, {f(i.high):.3f}]"
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--out", type=Path, required=True)
+    p.add_argument("--seeds", default="0,1,2,3,4")
+    p.add_argument("--baseline", default="nomerge", help="the method PAM is compared with")
+    p.add_argument("merge_flags", nargs="*", help="flags for prunefuse merge, after --")
+    args = p.parse_args()
+    seeds = [int(s) for s in args.seeds.split(",")]
+    header(f"{args.baseline}/pam FLOPs over paired seeds, merge flags: {' '.join(args.merge_flags) or '(as recorded)'}")
+    per_seed = {s: merge_results(args.out / f"seed{s}", [*args.merge_flags, "--seed", str(s)]) for s in seeds}
+    rows = []
+    for s, results in per_seed.items():
+        row = {"seed": s, "pam MFLOPs all": results["methods"]["pam"]["subsets"][-1]["flops"] / 1e6,
+               f"{args.baseline} MFLOPs all": results["methods"][args.baseline]["subsets"][-1]["flops"] / 1e6}
+        ratio = results["ratios"][f"{args.baseline}/pam"]  # base/pam FLOPs, as the run's report gives them
+        row.update({f"{args.baseline}/pam {k.replace('_', ' ')}": ratio[k]
+                    for k in ("all_tasks", "mean_over_subsets", "mean_over_single_tasks")})
+        row[ACCURACY] = mean_accuracy(results, "pam") - mean_accuracy(results, args.baseline)
+        rows.append(row)
+    table(rows)
+    keys = [k for k in rows[0] if "/pam" in k]
+    summary = {k: interval_text([r[k] for r in rows], log=True) for k in keys}
+    summary[ACCURACY] = interval_text([r[ACCURACY] for r in rows], log=False)
+    print(f"Over {len(rows)} seeds, geometric mean of the ratios and mean accuracy difference, [95% interval]:\n")
+    table([summary])
+
+
+if __name__ == "__main__":
+    main()
