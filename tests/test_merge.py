@@ -588,11 +588,13 @@ def test_merge_distils_from_the_single_networks_and_widens_the_shared_trunk(fash
     assert main(["merge", "--dataset", "fashion-mnist", "--subset", "1200", "--val-size", "300", "--tasks", "0-4,5-9",
                  "--checkpoints", singles, "--methods", "shared,nomerge", "--epochs", "1", "--max-steps", "1",
                  "--finetune-samples", "200", "--distill", "--kd-alpha", "0.2", "--shared-width", "1.5",
-                 "--latency-repeats", "1", "--out", str(tmp_path / "kd"), "--quiet"]) == 0
+                 "--shared-epochs", "2", "--latency-repeats", "1", "--out", str(tmp_path / "kd"), "--quiet"]) == 0
     saved = json.loads((tmp_path / "kd" / "config.json").read_text())["config"]
     assert saved["distill"] is True and saved["shared_width"] == 1.5 and saved["kd_alpha"] == 0.2
+    assert saved["shared_epochs"] == 2
     assert saved["single"]["kd_alpha"] == 0.2 and saved["single"]["kd_temperature"] == 1.0  # the merge default
     assert set(calls) == {None, (0, 1), (0,), (1,)}  # shared: joint training, pruning; each nomerge network
+    assert calls[None] == 2 * (900 // 128)  # --shared-epochs 2 over 1200 - 300 images, whole batches of 128
     results = json.loads((tmp_path / "kd" / "results.json").read_text())
     assert all(0.4 < a <= 1 for m in results["methods"].values() for a in m["test_accuracy"].values())
     assert [w["shared"] for w in results["methods"]["shared"]["merged_widths"]] == [9, 24, 180, 126]
@@ -622,6 +624,7 @@ def test_checkpoints_of_different_architectures_are_refused(fashion_merge, tmp_p
     (["--mtz-share", "1.5"], "out of range"),
     (["--shared-width", "0"], "out of range"),
     (["--shared-width", "2", "--methods", "pam"], "without the shared method"),
+    (["--shared-epochs", "30", "--methods", "pam,nomerge"], "without the shared method"),
     (["--min-step-fraction", "0.5"], "minimum step fraction"),
     (["--val-size", "5000"], "--val-size"),
 ])

@@ -71,6 +71,7 @@ def merge_arguments(p: argparse.ArgumentParser) -> None:
                    f"{MergeConfig.kd_temperature})")
     g.add_argument("--shared-width", type=WIDTH, default=d.shared_width,
                    help="the all-shared baseline's trunk width, relative to one single-task network (default 1)")
+    g.add_argument("--shared-epochs", type=COUNT, help="the all-shared baseline's training (default: --epochs)")
     g.add_argument("--mtz-share", type=number(0, 1, closed="right"), default=d.mtz_share,
                    help="fraction of neurons MTZ zips per layer")
     g = p.add_argument_group("pruning (the same for every method)")
@@ -119,7 +120,8 @@ def merge_config(args) -> MergeConfig:
                        tasks=args.tasks, arch=args.arch, width=args.width, methods=args.methods, single=single,
                        merge_epochs=args.merge_epochs, merge_lr=args.merge_lr, calibration=args.calibration,
                        alpha_conv=args.alpha_conv, alpha_fc=args.alpha_fc, conv_cells=args.conv_cells,
-                       mtz_share=args.mtz_share, shared_width=args.shared_width, distill=args.distill, **kd,
+                       mtz_share=args.mtz_share, shared_width=args.shared_width,
+                       shared_epochs=args.shared_epochs, distill=args.distill, **kd,
                        prune=prune, val_size=pick("val_size"),
                        latency_batches=args.latency_batches, latency_repeats=args.latency_repeats,
                        checkpoints=args.checkpoints)

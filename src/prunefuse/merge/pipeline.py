@@ -50,6 +50,9 @@ class MergeConfig:
     conv_cells: int = 4  # a conv channel enters the MI as its maxima over a grid of this many cells a side
     mtz_share: float = 0.5
     shared_width: float = 1.0  # the all-shared trunk's width, relative to one single-task network
+    # the all-shared trunk's training (None: a single network's epochs); five tasks needed 60 against the
+    # singles' 15 to reach the tolerance (BENCHMARKS.md, issue 9)
+    shared_epochs: int | None = None
     # joint training and pruning fine-tunes also learn each task's head from its single-task network;
     # nomerge's networks learn from their unpruned selves. Off: it lowered accuracy (BENCHMARKS.md, issue 9)
     distill: bool = False
@@ -69,8 +72,11 @@ class MergeConfig:
                             f"choose from: {', '.join(METHODS)}")
         if not 0 < self.shared_width <= 16:
             raise UserError(f"--shared-width {self.shared_width} is out of range; use a multiplier in (0, 16]")
-        if self.shared_width != 1 and "shared" not in self.methods:
-            raise UserError("--shared-width has no effect without the shared method; add shared to --methods")
+        if (self.shared_width != 1 or self.shared_epochs is not None) and "shared" not in self.methods:
+            raise UserError("--shared-width and --shared-epochs have no effect without the shared method; "
+                            "add shared to --methods")
+        if self.shared_epochs is not None and self.shared_epochs < 1:
+            raise UserError(f"--shared-epochs {self.shared_epochs} must be at least 1")
         self.single = replace(self.single, kd_alpha=self.kd_alpha, kd_temperature=self.kd_temperature)
         if not 0 < self.mtz_share <= 1:
             raise UserError(f"--mtz-share {self.mtz_share} is out of range; use a fraction in (0, 1]")
@@ -202,8 +208,9 @@ class MergeRun:
                 init_weights(net)
         self.merged_widths[method] = [dict(w) for w in net.widths]
         self.log({"phase": "merged", "method": method, "widths": net.widths})
-        if method == "shared":  # trained as long as a single network
-            self.joint_finetune(net, self.config.single.epochs, self.config.single.lr, self.config.single.schedule)
+        if method == "shared":  # trained from scratch, by default as long as a single network
+            self.joint_finetune(net, self.config.shared_epochs or self.config.single.epochs, self.config.single.lr,
+                                self.config.single.schedule)
         else:
             self.joint_finetune(net, self.config.merge_epochs, self.config.merge_lr)
         return net
