@@ -25,13 +25,13 @@ ACCURACY = "test accuracy pam - base, mean over tasks (points)"
 
 def mean_accuracy(results: dict, method: str) -> float:
     accuracy = results["methods"][method]["test_accuracy"]
-    return 100 * sum(accuracy.values()) / len(accuracy)
+    return sum(accuracy.values()) / len(accuracy)
 
 
-def interval_text(values: list[float], log: bool) -> str:
-    i = mean_interval([math.log(v) for v in values] if log else values)
-    f = math.exp if log else (lambda v: v)
-    return f"{f(i.mean):.3f} [{f(i.low):.3f}, {f(i.high):.3f}]"
+def geometric_interval_text(ratios: list[float]) -> str:
+    """The geometric mean of ``ratios`` with the t-interval of their logs, mapped back."""
+    i = mean_interval([math.log(v) for v in ratios])
+    return f"{math.exp(i.mean):.3f} [{math.exp(i.low):.3f}, {math.exp(i.high):.3f}]"
 
 
 def main() -> None:
@@ -51,12 +51,12 @@ def main() -> None:
         ratio = results["ratios"][f"{args.baseline}/pam"]  # base/pam FLOPs, as the run's report gives them
         row.update({f"{args.baseline}/pam {k.replace('_', ' ')}": ratio[k]
                     for k in ("all_tasks", "mean_over_subsets", "mean_over_single_tasks")})
-        row[ACCURACY] = mean_accuracy(results, "pam") - mean_accuracy(results, args.baseline)
+        row[ACCURACY] = 100 * (mean_accuracy(results, "pam") - mean_accuracy(results, args.baseline))
         rows.append(row)
     table(rows)
     keys = [k for k in rows[0] if "/pam" in k]
-    summary = {k: interval_text([r[k] for r in rows], log=True) for k in keys}
-    summary[ACCURACY] = interval_text([r[ACCURACY] for r in rows], log=False)
+    summary = {k: geometric_interval_text([r[k] for r in rows]) for k in keys}
+    summary[ACCURACY] = mean_interval([r[ACCURACY] for r in rows]).text(scale=1)
     print(f"Over {len(rows)} seeds, geometric mean of the ratios and mean accuracy difference, [95% interval]:\n")
     table([summary])
 
