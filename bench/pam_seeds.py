@@ -10,7 +10,8 @@ accuracy difference, and how far PAM's worst task falls below its single network
         --dataset fashion-mnist-grid --tasks 0-4,5-9 --epochs 8 --methods pam,nomerge
 
 Everything after ``--`` goes to ``prunefuse merge`` (``--seed`` is added per seed); each seed is one
-merge run, ``OUT/seedN``, and a finished one is read back, not rerun."""
+merge run, ``OUT/seedN``, and a finished one is read back, not rerun. ``--method`` and ``--baseline``
+compare any two of the run's methods, e.g. ``--method shared`` for the all-shared trunk."""
 
 from __future__ import annotations
 
@@ -20,9 +21,7 @@ from pathlib import Path
 
 from common import header, merge_results, table
 from prunefuse.active.stats import mean_interval
-
-ACCURACY = "test accuracy pam - base, mean over tasks (points)"
-BELOW_SINGLE = "pam's largest test drop below a single network (points)"
+from prunefuse.merge.pipeline import flops_ratios
 
 
 def mean_accuracy(results: dict, method: str) -> float:
@@ -47,26 +46,30 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--out", type=Path, required=True)
     p.add_argument("--seeds", default="0,1,2,3,4")
-    p.add_argument("--baseline", default="nomerge", help="the method PAM is compared with")
+    p.add_argument("--method", default="pam", help="the method whose savings are measured")
+    p.add_argument("--baseline", default="nomerge", help="the method it is compared with")
     p.add_argument("merge_flags", nargs="*", help="flags for prunefuse merge, after --")
     args = p.parse_args()
     seeds = [int(s) for s in args.seeds.split(",")]
-    header(f"{args.baseline}/pam FLOPs over paired seeds, merge flags: {' '.join(args.merge_flags) or '(as recorded)'}")
+    name = f"{args.baseline}/{args.method}"
+    accuracy_key = f"test accuracy {args.method} - {args.baseline}, mean over tasks (points)"
+    drop_key = f"{args.method}'s largest test drop below a single network (points)"
+    header(f"{name} FLOPs over paired seeds, merge flags: {' '.join(args.merge_flags) or '(as recorded)'}")
     per_seed = {s: merge_results(args.out / f"seed{s}", [*args.merge_flags, "--seed", str(s)]) for s in seeds}
     rows = []
     for s, results in per_seed.items():
-        row = {"seed": s, "pam MFLOPs all": results["methods"]["pam"]["subsets"][-1]["flops"] / 1e6,
-               f"{args.baseline} MFLOPs all": results["methods"][args.baseline]["subsets"][-1]["flops"] / 1e6}
-        ratio = results["ratios"][f"{args.baseline}/pam"]  # base/pam FLOPs, as the run's report gives them
-        row.update({f"{args.baseline}/pam {k.replace('_', ' ')}": ratio[k]
+        row = {"seed": s, **{f"{m} MFLOPs all": results["methods"][m]["subsets"][-1]["flops"] / 1e6
+                             for m in (args.method, args.baseline)}}
+        ratio = flops_ratios(results["methods"], reference=args.method)[name]
+        row.update({f"{name} {k.replace('_', ' ')}": ratio[k]
                     for k in ("all_tasks", "mean_over_subsets", "mean_over_single_tasks", "worst_subset")})
-        row[ACCURACY] = 100 * (mean_accuracy(results, "pam") - mean_accuracy(results, args.baseline))
-        row[BELOW_SINGLE] = largest_drop(results, "pam")
+        row[accuracy_key] = 100 * (mean_accuracy(results, args.method) - mean_accuracy(results, args.baseline))
+        row[drop_key] = largest_drop(results, args.method)
         rows.append(row)
     table(rows)
-    keys = [k for k in rows[0] if "/pam" in k]
+    keys = [k for k in rows[0] if k.startswith(name)]
     summary = {k: geometric_interval_text([r[k] for r in rows]) for k in keys}
-    for key in (ACCURACY, BELOW_SINGLE):
+    for key in (accuracy_key, drop_key):
         summary[key] = mean_interval([r[key] for r in rows]).text(scale=1)
     print(f"Over {len(rows)} seeds, geometric mean of the ratios and mean of the accuracy columns, [95% interval]:\n")
     table([summary])

@@ -522,6 +522,19 @@ def test_the_report_says_where_a_baseline_is_cheaper_than_pam():
     assert "nomerge is cheaper" not in text  # equal costs are no loss
 
 
+def test_flops_ratios_against_another_reference_method():
+    from prunefuse.merge.pipeline import flops_ratios
+
+    def method(*flops):
+        return {"subsets": [{"tasks": t, "flops": f} for t, f in zip([[0], [1], [0, 1]], flops, strict=True)]}
+    methods = {"pam": method(2e6, 2e6, 3e6), "shared": method(1e6, 1e6, 1e6), "nomerge": method(1e6, 3e6, 4e6)}
+    ratios = flops_ratios(methods, reference="shared")
+    assert set(ratios) == {"pam/shared", "nomerge/shared"}
+    assert ratios["nomerge/shared"] == {"all_tasks": 4.0, "mean_over_subsets": round(8 / 3, 3),
+                                        "mean_over_single_tasks": 2.0, "worst_subset": 1.0}
+    assert flops_ratios(methods, reference="mtz") == {}
+
+
 # --- end to end ------------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def fashion_merge(tmp_path_factory):

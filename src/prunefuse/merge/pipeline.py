@@ -285,19 +285,20 @@ class MergeRun:
         return results
 
 
-def flops_ratios(methods: dict) -> dict:
-    """How many times more FLOPs each baseline needs than PAM: on all tasks, averaged over every subset
-    and over the single tasks, and on the subset least favourable to PAM (the minimum)."""
-    if "pam" not in methods:
+def flops_ratios(methods: dict, reference: str = "pam") -> dict:
+    """How many times more FLOPs each other method needs than ``reference``: on all tasks, averaged over
+    every subset and over the single tasks, and on the subset least favourable to ``reference`` (the
+    minimum)."""
+    if reference not in methods:
         return {}
-    pam = [s["flops"] for s in methods["pam"]["subsets"]]
-    singles = [i for i, s in enumerate(methods["pam"]["subsets"]) if len(s["tasks"]) == 1]
+    ref = [s["flops"] for s in methods[reference]["subsets"]]
+    singles = [i for i, s in enumerate(methods[reference]["subsets"]) if len(s["tasks"]) == 1]
     ratios = {}
     for name, m in methods.items():
-        if name == "pam":
+        if name == reference:
             continue
-        r = [s["flops"] / p for s, p in zip(m["subsets"], pam, strict=True)]
-        ratios[f"{name}/pam"] = {"all_tasks": round(r[-1], 3), "mean_over_subsets": round(sum(r) / len(r), 3),
+        r = [s["flops"] / p for s, p in zip(m["subsets"], ref, strict=True)]
+        ratios[f"{name}/{reference}"] = {"all_tasks": round(r[-1], 3), "mean_over_subsets": round(sum(r) / len(r), 3),
                                  "mean_over_single_tasks": round(sum(r[i] for i in singles) / len(singles), 3),
                                  "worst_subset": round(min(r), 3)}
     return ratios
