@@ -1,4 +1,4 @@
-"""PAM against no merging over paired seeds. One PAM-versus-no-merging FLOPs ratio is one draw:
+"""PAM (or any method) against no merging (or any baseline) over paired seeds. One FLOPs ratio is one draw:
 the single networks, the validation split and every pruning step follow the seed, and on two tasks
 the ratio moved across 1 from one seed to the next. Each seed here trains its own single networks,
 merges and prunes them (both methods from the same singles), and the table gives per seed and
