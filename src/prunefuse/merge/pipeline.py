@@ -298,9 +298,10 @@ def flops_ratios(methods: dict, reference: str = "pam") -> dict:
         if name == reference:
             continue
         r = [s["flops"] / p for s, p in zip(m["subsets"], ref, strict=True)]
-        ratios[f"{name}/{reference}"] = {"all_tasks": round(r[-1], 3), "mean_over_subsets": round(sum(r) / len(r), 3),
-                                 "mean_over_single_tasks": round(sum(r[i] for i in singles) / len(singles), 3),
-                                 "worst_subset": round(min(r), 3)}
+        ratios[f"{name}/{reference}"] = {
+            "all_tasks": round(r[-1], 3), "mean_over_subsets": round(sum(r) / len(r), 3),
+            "mean_over_single_tasks": round(sum(r[i] for i in singles) / len(singles), 3),
+            "worst_subset": round(min(r), 3)}
     return ratios
 
 

@@ -11,11 +11,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 import torch
 
 from ..errors import UserError
-from ..train.objective import CrossEntropy, MultiLabel, Objective
+from ..train.objective import Objective, objective_for
 
 
 def parse_range(text: str) -> list[int]:
@@ -106,10 +107,10 @@ class MultiTaskObjective:
         which = list(self.which) if self.which is not None else list(range(len(self.tasks)))
         return list(zip(which, self.tasks.split_logits(logits, which), strict=True))
 
-    @property
+    @cached_property
     def per_task(self) -> Objective:
         """What one head minimises: the logistic loss per attribute, or the cross-entropy over classes."""
-        return MultiLabel() if self.tasks.attributes else CrossEntropy(self.label_smoothing)
+        return objective_for(self.tasks.attributes, self.label_smoothing)
 
     def task_correct(self, z: torch.Tensor, y: torch.Tensor, t: int) -> torch.Tensor:
         """Per sample: 1/0 for a class task, the fraction of attributes right for an attribute task."""

@@ -51,6 +51,10 @@ class MultiLabel:
         return binary_kd_loss(logits, teacher_logits, y, alpha, temperature)
 
 
-def default_objective(data, label_smoothing: float = 0.0) -> Objective:
+def objective_for(multilabel: bool, label_smoothing: float = 0.0) -> Objective:
     """Cross-entropy for one class per image, the logistic loss for binary attributes."""
-    return MultiLabel() if data.multilabel else CrossEntropy(label_smoothing)
+    return MultiLabel() if multilabel else CrossEntropy(label_smoothing)
+
+
+def default_objective(data, label_smoothing: float = 0.0) -> Objective:
+    return objective_for(data.multilabel, label_smoothing)
