@@ -11,7 +11,11 @@ accuracy difference, and how far PAM's worst task falls below its single network
 
 Everything after ``--`` goes to ``prunefuse merge`` (``--seed`` is added per seed); each seed is one
 merge run, ``OUT/seedN``, and a finished one is read back, not rerun. ``--method`` and ``--baseline``
-compare any two of the run's methods, e.g. ``--method shared`` for the all-shared trunk."""
+compare any two of the run's methods, e.g. ``--method shared`` for the all-shared trunk.
+``--baseline-out DIR`` reads the baseline from the finished runs ``DIR/seedN`` instead: the same
+method under two settings on the same singles, e.g. PAM after 48 against 12 epochs of joint training:
+
+    python bench/pam_seeds.py --out runs/pam2e48-seeds --baseline pam --baseline-out runs/pam2-seeds"""
 
 from __future__ import annotations
 
@@ -21,19 +25,20 @@ from pathlib import Path
 
 from common import header, merge_results, table
 from prunefuse.active.stats import mean_interval
+from prunefuse.io.storage import read_json
 from prunefuse.merge.pipeline import flops_ratios
 
 
-def mean_accuracy(results: dict, method: str) -> float:
-    accuracy = results["methods"][method]["test_accuracy"]
+def mean_accuracy(method: dict) -> float:
+    accuracy = method["test_accuracy"]
     return sum(accuracy.values()) / len(accuracy)
 
 
-def largest_drop(results: dict, method: str) -> float:
+def largest_drop(results: dict, method: dict) -> float:
     """How far the method's worst task falls below its single-task network on test: the accuracy
     target is one point."""
     single = results["single_task"]["test_accuracy"]
-    return 100 * max(float(single[t]) - a for t, a in results["methods"][method]["test_accuracy"].items())
+    return 100 * max(float(single[t]) - a for t, a in method["test_accuracy"].items())
 
 
 def geometric_interval_text(ratios: list[float]) -> str:
@@ -48,23 +53,30 @@ def main() -> None:
     p.add_argument("--seeds", default="0,1,2,3,4")
     p.add_argument("--method", default="pam", help="the method whose savings are measured")
     p.add_argument("--baseline", default="nomerge", help="the method it is compared with")
+    p.add_argument("--baseline-out", type=Path,
+                   help="finished runs (DIR/seedN, the same singles) to read the baseline from instead of --out")
     p.add_argument("merge_flags", nargs="*", help="flags for prunefuse merge, after --")
     args = p.parse_args()
     seeds = [int(s) for s in args.seeds.split(",")]
-    name = f"{args.baseline}/{args.method}"
-    accuracy_key = f"test accuracy {args.method} - {args.baseline}, mean over tasks (points)"
+    baseline = f"{args.baseline} ({args.baseline_out.name})" if args.baseline_out else args.baseline
+    name = f"{baseline}/{args.method}"
+    accuracy_key = f"test accuracy {args.method} - {baseline}, mean over tasks (points)"
     drop_key = f"{args.method}'s largest test drop below a single network (points)"
     header(f"{name} FLOPs over paired seeds, merge flags: {' '.join(args.merge_flags) or '(as recorded)'}")
     per_seed = {s: merge_results(args.out / f"seed{s}", [*args.merge_flags, "--seed", str(s)]) for s in seeds}
     rows = []
     for s, results in per_seed.items():
-        row = {"seed": s, **{f"{m} MFLOPs all": results["methods"][m]["subsets"][-1]["flops"] / 1e6
-                             for m in (args.method, args.baseline)}}
-        ratio = flops_ratios(results["methods"], reference=args.method)[name]
+        other = read_json(args.baseline_out / f"seed{s}" / "results.json") if args.baseline_out else results
+        if other["single_task"] != results["single_task"]:
+            raise SystemExit(f"seed {s}: {args.baseline_out} holds other single networks; "
+                             "pass runs made from the same ones")
+        methods = {args.method: results["methods"][args.method], baseline: other["methods"][args.baseline]}
+        row = {"seed": s, **{f"{m} MFLOPs all": methods[m]["subsets"][-1]["flops"] / 1e6 for m in methods}}
+        ratio = flops_ratios(methods, reference=args.method)[name]
         row.update({f"{name} {k.replace('_', ' ')}": ratio[k]
                     for k in ("all_tasks", "mean_over_subsets", "mean_over_single_tasks", "worst_subset")})
-        row[accuracy_key] = 100 * (mean_accuracy(results, args.method) - mean_accuracy(results, args.baseline))
-        row[drop_key] = largest_drop(results, args.method)
+        row[accuracy_key] = 100 * (mean_accuracy(methods[args.method]) - mean_accuracy(methods[baseline]))
+        row[drop_key] = largest_drop(results, methods[args.method])
         rows.append(row)
     table(rows)
     keys = [k for k in rows[0] if k.startswith(name)]
