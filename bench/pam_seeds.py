@@ -4,7 +4,7 @@ the ratio moved across 1 from one seed to the next. Each seed here trains its ow
 merges and prunes them (both methods from the same singles), and the table gives per seed and
 then over seeds the ratios (all tasks, the mean over subsets and over single tasks, the least
 favourable subset), their geometric mean with a 95% t-interval (of the log ratio), the paired
-accuracy difference, and how far PAM's worst task falls below its single network.
+accuracy difference, and how far the method's worst task falls below its single network.
 
     python bench/pam_seeds.py --out runs/pam2-seeds --seeds 0,1,2,3,4 -- \
         --dataset fashion-mnist-grid --tasks 0-4,5-9 --epochs 8 --methods pam,nomerge
@@ -41,6 +41,13 @@ def largest_drop(results: dict, method: dict) -> float:
     return 100 * max(float(single[t]) - a for t, a in method["test_accuracy"].items())
 
 
+def read_baseline(run: Path) -> dict:
+    """A finished run's results; the baseline is read, never run, since this script's flags are not its own."""
+    if not (run / "results.json").is_file():
+        raise SystemExit(f"{run} holds no finished merge run; run it first or leave out --baseline-out")
+    return read_json(run / "results.json")
+
+
 def geometric_interval_text(ratios: list[float]) -> str:
     """The geometric mean of ``ratios`` with the t-interval of their logs, mapped back."""
     i = mean_interval([math.log(v) for v in ratios])
@@ -66,7 +73,7 @@ def main() -> None:
     per_seed = {s: merge_results(args.out / f"seed{s}", [*args.merge_flags, "--seed", str(s)]) for s in seeds}
     rows = []
     for s, results in per_seed.items():
-        other = read_json(args.baseline_out / f"seed{s}" / "results.json") if args.baseline_out else results
+        other = read_baseline(args.baseline_out / f"seed{s}") if args.baseline_out else results
         if other["single_task"] != results["single_task"]:
             raise SystemExit(f"seed {s}: {args.baseline_out} holds other single networks; "
                              "pass runs made from the same ones")
