@@ -3,6 +3,7 @@ printing."""
 
 from __future__ import annotations
 
+import math
 import platform
 import statistics
 import time
@@ -12,6 +13,7 @@ from pathlib import Path
 import torch
 
 from prunefuse import models
+from prunefuse.active.stats import mean_interval
 from prunefuse.cli import build_parser
 from prunefuse.cli.merge import merge_config
 from prunefuse.io.storage import read_json
@@ -71,3 +73,10 @@ def table(rows: list[dict]) -> None:
     for r in rows:
         print("| " + " | ".join(f"{v:.3g}" if isinstance(v, float) else str(v) for v in r.values()) + " |")
     print()
+
+
+def geometric_interval_text(ratios: list[float]) -> str:
+    """The geometric mean of ``ratios`` with the t-interval of their logs, mapped back: FLOPs ratios
+    multiply, so their spread over seeds is read on a log scale."""
+    i = mean_interval([math.log(v) for v in ratios])
+    return f"{math.exp(i.mean):.3f} [{math.exp(i.low):.3f}, {math.exp(i.high):.3f}]"

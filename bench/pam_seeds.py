@@ -20,10 +20,9 @@ method under two settings on the same singles, e.g. PAM after 48 against 12 epoc
 from __future__ import annotations
 
 import argparse
-import math
 from pathlib import Path
 
-from common import header, merge_results, table
+from common import geometric_interval_text, header, merge_results, table
 from prunefuse.active.stats import mean_interval
 from prunefuse.io.storage import read_json
 from prunefuse.merge.pipeline import flops_ratios
@@ -46,12 +45,6 @@ def read_baseline(run: Path) -> dict:
     if not (run / "results.json").is_file():
         raise SystemExit(f"{run} holds no finished merge run; run it first or leave out --baseline-out")
     return read_json(run / "results.json")
-
-
-def geometric_interval_text(ratios: list[float]) -> str:
-    """The geometric mean of ``ratios`` with the t-interval of their logs, mapped back."""
-    i = mean_interval([math.log(v) for v in ratios])
-    return f"{math.exp(i.mean):.3f} [{math.exp(i.low):.3f}, {math.exp(i.high):.3f}]"
 
 
 def main() -> None:

@@ -1,0 +1,122 @@
+"""What a merged layout would save, priced exactly before anyone trains it: for a finished merge run,
+each method's FLOPs against no merging (all tasks, the mean over subsets and over single tasks, the
+least favourable subset), beside hypothetical layouts of the same plan given as per-layer widths
+``shared+exclusive`` (every task the same exclusive width). It asks whether a target is reachable at
+all with the widths the pruned networks need, not whether training reaches it.
+
+    python bench/pam_layouts.py --run runs/pam5e48-seeds/seed1 --model runs/pam5e48-seed1/pam/model.json \
+        --layout 4+0,6+1,20+6,12+4
+
+The plan and head sizes come from a saved merged network of the same tasks (``--model``; by default
+the first one under the run's folder). Pricing needs no data. ``--train-epochs N`` also trains each
+layout from scratch on all tasks, as the shared trunk is trained, and reports how far its worst task
+falls below its single network; it takes the run's merge flags after ``--``, ``--checkpoints`` (the
+run's single networks) and ``--seed`` (its validation split) included:
+
+    python bench/pam_layouts.py --run runs/pam5e48-seeds/seed1 --model runs/pam5e48-seed1/pam/model.json \
+        --layout 4+0,4+1,20+4,12+3 --train-epochs 60 -- --dataset fashion-mnist-grid \
+        --tasks 0-1,2-3,4-5,6-7,8-9 --epochs 15 --seed 1 --checkpoints runs/pam5-seed1/singles/task0,...task4"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from common import header, table
+from prunefuse.cli import build_parser
+from prunefuse.cli.merge import merge_config
+from prunefuse.io.rundir import seed_everything
+from prunefuse.io.storage import read_json
+from prunefuse.merge.grouped import SHARED, GroupedNet, Plan, group_name
+from prunefuse.merge.pipeline import MergeRun, flops_ratios
+
+VAL_DROP, TEST_DROP = "val: worst task below its single (points)", "test: worst task below its single (points)"
+
+
+def parse_layout(text: str, layers: int, tasks: int) -> list[dict[str, int]]:
+    """``"4+0,6+1,..."``: per layer the shared width, then each task's exclusive width."""
+    try:
+        pairs = [tuple(int(v) for v in layer.split("+")) for layer in text.split(",")]
+    except ValueError:
+        raise SystemExit(f"layout '{text}': write per layer SHARED+EXCLUSIVE, e.g. 4+0,6+1,20+6,12+4") from None
+    if len(pairs) != layers or any(len(p) != 2 or p[0] < 1 or p[1] < 0 for p in pairs):
+        raise SystemExit(f"layout '{text}': give {layers} layers of SHARED+EXCLUSIVE, shared at least 1")
+    return [{SHARED: s, **{group_name(t): e for t in range(tasks)}} for s, e in pairs]
+
+
+def layout_method(net: GroupedNet, subsets: list[list[int]]) -> dict:
+    """A layout priced like a method of ``results.json``: FLOPs (2 x MACs) of every subset."""
+    return {"subsets": [{"tasks": tasks, "flops": 2 * net.analytic_macs(tasks)} for tasks in subsets]}
+
+
+def trained_drops(flags: list[str], nets: dict[str, GroupedNet], epochs: int) -> dict[str, dict]:
+    """Train each network from scratch on all tasks (the shared trunk's schedule: the single networks'
+    learning rate and schedule) and give its worst task's accuracy below its single network, in points."""
+    config = merge_config(build_parser().parse_args(["merge", "--out", "unused", *flags]))
+    if not config.checkpoints:
+        raise SystemExit("--train-epochs needs the run's merge flags after --, --checkpoints and --seed included")
+    run = MergeRun(config, "unused", quiet=True)
+    run.load_data()
+    run.singles = run.load_singles(config.checkpoints)
+    every = tuple(range(len(run.singles)))
+    splits = {VAL_DROP: run.val, TEST_DROP: run.test}
+    single = {key: [run.accuracy(s, (t,), data)[t] for t, s in enumerate(run.singles)] for key, data in splits.items()}
+    drops = {}
+    for name, net in nets.items():
+        seed_everything(config.single.seed)
+        net = GroupedNet(net.plan, net.widths, net.head_sizes)
+        run.joint_finetune(net, epochs, config.single.lr, config.single.schedule)
+        mine = {key: run.accuracy(net, every, data) for key, data in splits.items()}
+        drops[name] = {key: 100 * max(single[key][t] - mine[key][t] for t in every) for key in splits}
+    return drops
+
+
+def run_drops(results: dict, method: dict) -> dict:
+    """A run's method as ``trained_drops`` reports a layout; the run keeps test accuracies only."""
+    single = results["single_task"]["test_accuracy"]
+    return {VAL_DROP: "(not kept)",
+            TEST_DROP: 100 * max(float(single[t]) - a for t, a in method["test_accuracy"].items())}
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--run", type=Path, required=True, help="a finished merge run that holds no merging")
+    p.add_argument("--model", type=Path, help="a merged network's model.json (default: one under --run)")
+    p.add_argument("--layout", action="append", default=[], help="SHARED+EXCLUSIVE per layer; repeatable")
+    p.add_argument("--train-epochs", type=int, default=0,
+                   help="also train each layout from scratch for this many epochs (needs the merge flags after --)")
+    p.add_argument("merge_flags", nargs="*", help="the run's flags for prunefuse merge, after --")
+    args = p.parse_args()
+    if not (args.run / "results.json").is_file():
+        raise SystemExit(f"{args.run} holds no finished merge run; pass the folder of one")
+    results = read_json(args.run / "results.json")
+    methods = results["methods"]
+    if "nomerge" not in methods:
+        raise SystemExit(f"{args.run} has no 'nomerge' method to compare with; run merge with --methods nomerge")
+    merged = [read_json(f)["grouped"] for f in ([args.model] if args.model else sorted(args.run.rglob("model.json")))]
+    merged = [g for g in merged if len(g["head_sizes"]) == len(results["tasks"])]
+    if not merged:
+        raise SystemExit(f"no merged network of {len(results['tasks'])} tasks to read the plan from; "
+                         "pass one with --model")
+    plan, heads = Plan.from_dict(merged[0]["plan"]), merged[0]["head_sizes"]
+    subsets = [s["tasks"] for s in methods["nomerge"]["subsets"]]
+    candidates = {name: m for name, m in methods.items() if name != "nomerge"}
+    layouts = {f"layout {text}": GroupedNet(plan, parse_layout(text, len(plan.layers), len(heads)), heads)
+               for text in args.layout}
+    candidates.update({name: layout_method(net, subsets) for name, net in layouts.items()})
+    drops = trained_drops(args.merge_flags, layouts, args.train_epochs) if args.train_epochs else {}
+    header(f"Methods of {args.run} and hypothetical layouts, priced against no merging (FLOPs ratios)")
+    rows = []
+    for name, method in candidates.items():
+        ratio = flops_ratios({name: method, "nomerge": methods["nomerge"]}, reference=name)[f"nomerge/{name}"]
+        single = [s["flops"] for s in method["subsets"] if len(s["tasks"]) == 1]
+        rows.append({"method": name, "MFLOPs all tasks": method["subsets"][-1]["flops"] / 1e6,
+                     "MFLOPs one task (mean)": sum(single) / len(single) / 1e6,
+                     **{f"nomerge/it {k.replace('_', ' ')}": v for k, v in ratio.items()}})
+        if drops:
+            rows[-1].update(drops.get(name) or run_drops(results, method))
+    table(rows)
+
+
+if __name__ == "__main__":
+    main()
