@@ -87,6 +87,8 @@ def main() -> None:
                    help="also train each layout from scratch for this many epochs (needs the merge flags after --)")
     p.add_argument("merge_flags", nargs="*", help="the run's flags for prunefuse merge, after --")
     args = p.parse_args()
+    if args.train_epochs < 0:
+        raise SystemExit(f"--train-epochs {args.train_epochs}: give 0 (price only) or more")
     if not (args.run / "results.json").is_file():
         raise SystemExit(f"{args.run} holds no finished merge run; pass the folder of one")
     results = read_json(args.run / "results.json")
