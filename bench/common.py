@@ -61,6 +61,20 @@ def merge_results(out: Path, flags: list[str]) -> dict:
     return run_merge(merge_config(args), out, quiet=True)
 
 
+def finished_results(run: Path, hint: str) -> dict:
+    """A finished merge run's results, read and never run (the caller's flags are not the run's own)."""
+    if not (run / "results.json").is_file():
+        raise SystemExit(f"{run} holds no finished merge run; {hint}")
+    return read_json(run / "results.json")
+
+
+def largest_drop(results: dict, method: dict) -> float:
+    """How far ``method``'s worst task falls below its single-task network on test, in points: the
+    accuracy target is one point."""
+    single = results["single_task"]["test_accuracy"]
+    return 100 * max(float(single[t]) - a for t, a in method["test_accuracy"].items())
+
+
 def header(title: str) -> None:
     print(f"# {title}\n{date.today()} | {platform.processor() or platform.machine()} | "
           f"torch {torch.__version__} | {torch.get_num_threads()} thread(s)\n")

@@ -22,7 +22,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from common import header, table
+from common import finished_results, header, largest_drop, table
 from prunefuse.cli import build_parser
 from prunefuse.cli.merge import merge_config
 from prunefuse.io.rundir import seed_everything
@@ -73,9 +73,7 @@ def trained_drops(flags: list[str], nets: dict[str, GroupedNet], epochs: int) ->
 
 def run_drops(results: dict, method: dict) -> dict:
     """A run's method as ``trained_drops`` reports a layout; the run keeps test accuracies only."""
-    single = results["single_task"]["test_accuracy"]
-    return {VAL_DROP: "(not kept)",
-            TEST_DROP: 100 * max(float(single[t]) - a for t, a in method["test_accuracy"].items())}
+    return {VAL_DROP: "(not kept)", TEST_DROP: largest_drop(results, method)}
 
 
 def main() -> None:
@@ -89,9 +87,7 @@ def main() -> None:
     args = p.parse_args()
     if args.train_epochs < 0:
         raise SystemExit(f"--train-epochs {args.train_epochs}: give 0 (price only) or more")
-    if not (args.run / "results.json").is_file():
-        raise SystemExit(f"{args.run} holds no finished merge run; pass the folder of one")
-    results = read_json(args.run / "results.json")
+    results = finished_results(args.run, "pass the folder of one")
     methods = results["methods"]
     if "nomerge" not in methods:
         raise SystemExit(f"{args.run} has no 'nomerge' method to compare with; run merge with --methods nomerge")

@@ -22,29 +22,14 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from common import geometric_interval_text, header, merge_results, table
+from common import finished_results, geometric_interval_text, header, largest_drop, merge_results, table
 from prunefuse.active.stats import mean_interval
-from prunefuse.io.storage import read_json
 from prunefuse.merge.pipeline import flops_ratios
 
 
 def mean_accuracy(method: dict) -> float:
     accuracy = method["test_accuracy"]
     return sum(accuracy.values()) / len(accuracy)
-
-
-def largest_drop(results: dict, method: dict) -> float:
-    """How far the method's worst task falls below its single-task network on test: the accuracy
-    target is one point."""
-    single = results["single_task"]["test_accuracy"]
-    return 100 * max(float(single[t]) - a for t, a in method["test_accuracy"].items())
-
-
-def read_baseline(run: Path) -> dict:
-    """A finished run's results; the baseline is read, never run, since this script's flags are not its own."""
-    if not (run / "results.json").is_file():
-        raise SystemExit(f"{run} holds no finished merge run; run it first or leave out --baseline-out")
-    return read_json(run / "results.json")
 
 
 def main() -> None:
@@ -66,7 +51,8 @@ def main() -> None:
     per_seed = {s: merge_results(args.out / f"seed{s}", [*args.merge_flags, "--seed", str(s)]) for s in seeds}
     rows = []
     for s, results in per_seed.items():
-        other = read_baseline(args.baseline_out / f"seed{s}") if args.baseline_out else results
+        other = (finished_results(args.baseline_out / f"seed{s}", "run it first or leave out --baseline-out")
+                 if args.baseline_out else results)
         if other["single_task"] != results["single_task"]:
             raise SystemExit(f"seed {s}: {args.baseline_out} holds other single networks; "
                              "pass runs made from the same ones")
