@@ -118,6 +118,25 @@ def test_grouping_drops_noise_and_separates_exclusive_from_shared_at_any_scale(s
     assert all(0 < a < 0.2 for a in thresholds)
 
 
+def test_exclusive_quota_keeps_each_networks_most_task_specific_neurons_exclusive():
+    """Every neuron tells about both tasks, so the authors' rule shares all; a quota keeps exclusive the
+    ones that tell more about their own network's task, most specific first, up to the quota."""
+    g = torch.Generator().manual_seed(0)
+    n = 256
+    y0, y1 = (torch.rand(n, generator=g) > 0.5).long(), (torch.rand(n, generator=g) > 0.5).long()
+
+    def mix(a, b):
+        return (a * y0 + b * y1 + 0.15 * torch.randn(n, generator=g))[:, None]
+
+    # net 0: mostly task 0, mostly task 1, task 0 less clearly; net 1: mostly task 1, both alike
+    acts = [torch.cat([mix(1, 0.3), mix(0.3, 1), mix(1, 0.6)], 1), torch.cat([mix(0.3, 1), mix(1, 1)], 1)]
+    labels = [[y0], [y1]]
+    grouped = {q: split_layer(acts, labels, quota=q)[0] for q in (0, 0.3, 1)}
+    assert len(grouped[0]["shared"]) == 5 and grouped[0]["t0"] == grouped[0]["t1"] == []
+    assert grouped[0.3] == {"shared": [((0, 1),), ((0, 2),), ((1, 1),)], "t0": [((0, 0),)], "t1": [((1, 0),)]}
+    assert grouped[1] == {"shared": [((0, 1),), ((1, 1),)], "t0": [((0, 0),), ((0, 2),)], "t1": [((1, 0),)]}
+
+
 def test_greedy_search_keeps_informative_neurons_out_of_the_irrelevant_set():
     g = torch.Generator().manual_seed(0)
     y = torch.randint(0, 2, (128,), generator=g)
@@ -287,8 +306,8 @@ def test_removing_neurons_keeps_counts_consistent_and_spares_other_outputs():
     net.remove(2, "t2", [1])
     torch.testing.assert_close(net(x, [1]), before)  # task 1 reads neither group
     assert net.widths[1]["t0"] == 1 and subset_flops(net, [0, 2]) == 2 * net.analytic_macs([0, 2])
-    with pytest.raises(ValueError):
-        net.remove(0, "t1", [0])
+    with pytest.raises(ValueError, match="shared group"):  # the wiring needs one shared neuron per layer
+        net.remove(0, "shared", [0, 1, 2])
 
 
 @pytest.mark.parametrize("allocation", ["uniform", "cost"])
@@ -350,6 +369,33 @@ def test_every_group_shrinks_at_the_step_fraction_whatever_its_width():
     assert prune_step(narrow, small, 0.09, owed) == {}
     assert prune_step(narrow, small, 0.09, owed)[(0, "shared")][0] == 1
     assert prune_step(narrow, {(0, "t1"): torch.arange(1.0)}, 0.9, owed) == {}  # one neuron is always kept
+
+
+def test_with_empty_groups_a_tasks_group_is_pruned_away_whole_and_its_task_reads_the_shared_group():
+    from prunefuse.merge.group_pruning import prune_least_per_mac, prune_step
+
+    net = grouped_lenet()
+    x = torch.randn(2, *net.plan.input_shape)
+    with torch.no_grad():  # what fc1's t0 group feeds counts for nothing: removing it changes no output
+        for module, offset, _ in net.consumers(2, "t0"):
+            module.weight[:, offset: offset + net.widths[2]["t0"]] = 0
+        before = net(x)
+    prune_step(net, {(2, "t0"): torch.arange(4.0)}, 0.99, {})
+    assert net.widths[2]["t0"] == 1 and prune_step(net, {(2, "t0"): torch.arange(1.0)}, 0.99, {}) == {}  # by default
+    removed = prune_step(net, {(2, "t0"): torch.arange(1.0)}, 0.99, {}, empty_groups=True)
+    assert removed[(2, "t0")][0] == 1 and net.widths[2]["t0"] == 0 and "t0" not in net.units[2]
+    with torch.no_grad():
+        assert torch.allclose(net(x), before, atol=1e-6)
+    assert all(subset_flops(net, tasks) == 2 * net.analytic_macs(tasks) for tasks in all_subsets(3))
+    restored = GroupedNet.from_spec(net.spec())
+    restored.load_state_dict(net.state_dict())
+    with torch.no_grad():
+        assert torch.allclose(restored(x), before, atol=1e-6)
+    costly = grouped_lenet()  # the cost allocation may take a task's last neuron too, never a shared group's last
+    prune_least_per_mac(costly, {(0, "t0"): torch.zeros(2), (0, "shared"): torch.zeros(3)}, 1.5, empty_groups=True)
+    assert costly.widths[0]["t0"] == 0 and costly.widths[0]["shared"] == 1
+    with pytest.raises(ValueError, match="shared group"):
+        costly.remove(0, "shared", [0])
 
 
 def test_the_subset_mean_cost_is_the_average_over_every_subset_and_a_neuron_costs_what_removing_it_saves():
@@ -635,6 +681,8 @@ def test_checkpoints_of_different_architectures_are_refused(fashion_merge, tmp_p
     (["--arch", "preact20"], "plain feed-forward"),
     (["--methods", "pam,magic"], "unknown method"),
     (["--mtz-share", "1.5"], "out of range"),
+    (["--exclusive-quota", "1.5"], "exclusive-quota"),
+    (["--exclusive-quota", "0.2", "--methods", "nomerge"], "without the pam method"),
     (["--shared-width", "0"], "out of range"),
     (["--shared-width", "2", "--methods", "pam"], "without the shared method"),
     (["--shared-epochs", "30", "--methods", "pam,nomerge"], "without the shared method"),

@@ -62,6 +62,10 @@ def merge_arguments(p: argparse.ArgumentParser) -> None:
                    help="PAM MI threshold for linear layers, nats per label variable (default: the chance level)")
     g.add_argument("--conv-cells", type=COUNT, default=d.conv_cells,
                    help="PAM: a conv channel enters the MI as its maximum over each cell of this grid (1: global max)")
+    g.add_argument("--exclusive-quota", type=UNIT, default=d.exclusive_quota,
+                   help="PAM: keep up to this fraction of each network's neurons that tell more about its own task "
+                   "than about any other exclusive to its task, even where another task finds them relevant "
+                   "(default 0: the authors' rule)")
     g.add_argument("--distill", action="store_true",
                    help="joint training and every pruning fine-tune also learn each task from its single-task "
                    "network (Hinton KD per head; nomerge's networks from their unpruned selves)")
@@ -79,6 +83,9 @@ def merge_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--vib-strength", type=POSITIVE, default=dp.vib_strength,
                    help="the first VIB penalty tried; each attempt doubles it after a success, halves it after a miss")
     g.add_argument("--vib-epochs", type=COUNT, default=dp.vib_epochs, help="gate training per VIB attempt")
+    g.add_argument("--empty-groups", action="store_true",
+                   help="taylor/magnitude: a task's group may be pruned away whole, where the shared group keeps "
+                   "one neuron per layer (default: every group keeps its best neuron)")
     g.add_argument("--allocation", default=dp.allocation,
                    help="how a step picks neurons: uniform (the same share of every group; default) or cost (the "
                    "least important per MAC across groups, MACs averaged over the task subsets)")
@@ -112,14 +119,16 @@ def merge_config(args) -> MergeConfig:
         raise UserError(f"--{next(iter(kd)).replace('_', '-')} has no effect without --distill; add --distill")
     single = TrainConfig(epochs=pick("epochs"), batch_size=pick("batch_size"), lr=args.lr, schedule=args.schedule,
                          device=args.device, seed=args.seed)
-    prune = PruneConfig(importance=args.importance, allocation=args.allocation, step_fraction=args.step_fraction,
-                        tolerance=args.tolerance, min_step_fraction=args.min_step_fraction, max_steps=args.max_steps,
+    prune = PruneConfig(importance=args.importance, allocation=args.allocation, empty_groups=args.empty_groups,
+                        step_fraction=args.step_fraction, tolerance=args.tolerance,
+                        min_step_fraction=args.min_step_fraction, max_steps=args.max_steps,
                         vib_strength=args.vib_strength, vib_epochs=args.vib_epochs,
                         finetune_samples=pick("finetune_samples"))
     return MergeConfig(data=DataSpec(args.dataset, args.data_dir, args.download, args.subset, args.seed),
                        tasks=args.tasks, arch=args.arch, width=args.width, methods=args.methods, single=single,
                        merge_epochs=args.merge_epochs, merge_lr=args.merge_lr, calibration=args.calibration,
                        alpha_conv=args.alpha_conv, alpha_fc=args.alpha_fc, conv_cells=args.conv_cells,
+                       exclusive_quota=args.exclusive_quota,
                        mtz_share=args.mtz_share, shared_width=args.shared_width,
                        shared_epochs=args.shared_epochs, distill=args.distill, **kd,
                        prune=prune, val_size=pick("val_size"),

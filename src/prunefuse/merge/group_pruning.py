@@ -47,6 +47,9 @@ class PruneConfig:
     max_steps: int = 30  # pruning attempts, failed ones included
     recovery_rounds: int = 2  # extra fine-tuning rounds a step gets to regain the tolerance before pruning stops
     taylor_batches: int = 10
+    # a task's group may be pruned away whole; off, every group keeps its best neuron, and on five tasks
+    # each task kept a conv1 channel of its own (BENCHMARKS.md, issue 9)
+    empty_groups: bool = False
     vib_strength: float = 0.05  # the first penalty the VIB pruner tries; each attempt doubles or halves it
     vib_epochs: int = 4  # gate training per VIB attempt
 
@@ -62,6 +65,9 @@ class PruneConfig:
                             f"(0, {self.step_fraction}], the step fraction")
         if not self.vib_strength > 0 or self.vib_epochs < 1:
             raise UserError("the VIB penalty must be positive and its epochs at least 1")
+        if self.empty_groups and self.importance == "vib":
+            raise UserError("--empty-groups applies to taylor and magnitude pruning; the VIB pruner keeps one "
+                            "neuron per group")
         if not 0 <= self.tolerance < 1:
             raise UserError(f"tolerance {self.tolerance} is out of range; use an accuracy drop in [0, 1), e.g. 0.01")
 
@@ -120,20 +126,26 @@ def remove_measured(net: GroupedNet, picks: dict[tuple[int, str], list[int]]) ->
     return removals
 
 
+def fewest_kept(group: str, empty_groups: bool) -> int:
+    """Neurons the pruner leaves in a group: the wiring needs one shared neuron per layer."""
+    return 1 if group == SHARED or not empty_groups else 0
+
+
 def prune_step(net: GroupedNet, scores: dict[tuple[int, str], torch.Tensor], fraction: float,
-               owed: Owed) -> dict[tuple[int, str], tuple[int, int]]:
-    """Remove fraction·width of every group's lowest-scored neurons, keeping one per group. Only whole
+               owed: Owed, empty_groups: bool = False) -> dict[tuple[int, str], tuple[int, int]]:
+    """Remove fraction·width of every group's lowest-scored neurons, keeping one per group (or, with
+    ``empty_groups``, one per shared group only). Only whole
     neurons go; each group's remainder carries over in ``owed`` (updated in place), so a 3-neuron
     group loses one neuron every few steps, not a third of itself at once, nor never. Every group then
     shrinks at the same rate whatever its width, which keeps the pruner fair to merges made of many
     narrow groups (MTZ's) and of one wide group (PAM's)."""
     picks = {}
     for (layer, group), score in scores.items():
-        width = len(score)
-        if width <= 1:
+        width, least = len(score), fewest_kept(group, empty_groups)
+        if width <= least:
             continue
         due = owed.get((layer, group), 0.5) + fraction * width  # starting at 0.5 rounds the first step
-        count = min(width - 1, math.floor(due))
+        count = min(width - least, math.floor(due))
         owed[(layer, group)] = due - count
         picks[(layer, group)] = torch.argsort(score)[:count].tolist()
     return remove_measured(net, picks)
@@ -168,15 +180,17 @@ def per_layer_normalized(scores: dict[tuple[int, str], torch.Tensor]) -> dict[tu
 
 
 def prune_least_per_mac(net: GroupedNet, scores: dict[tuple[int, str], torch.Tensor],
-                        fraction: float) -> dict[tuple[int, str], tuple[int, int]]:
+                        fraction: float, empty_groups: bool = False) -> dict[tuple[int, str], tuple[int, int]]:
     """Remove the neurons of least score per subset-mean MAC, across ``scores``' groups, in that order
-    until they cost ``fraction`` of the network's subset-mean MACs, keeping each group's best. The last
+    until they cost ``fraction`` of the network's subset-mean MACs, keeping each group's best (with
+    ``empty_groups``, each shared group's). The last
     one may overshoot the budget (a conv channel can be most of it): skipping what does not fit pruned
     less (BENCHMARKS.md, issue 9). Each neuron is priced alone, so two that feed each other save a
     little less than their sum."""
     costs = neuron_costs(net)
     candidates = sorted((float(score[i]) / costs[key], key, int(i))
-                        for key, score in scores.items() for i in torch.argsort(score, descending=True)[1:])
+                        for key, score in scores.items()
+                        for i in torch.argsort(score, descending=True)[fewest_kept(key[1], empty_groups):])
     budget, spent = fraction * mean_subset_macs(net), 0.0
     picks: dict[tuple[int, str], list[int]] = {}
     for _, key, index in candidates:
@@ -276,9 +290,10 @@ def prune_to_tolerance(net: GroupedNet, train: Dataset, val: Dataset, normalizer
         seed = derive_seed(train_config.seed, f"prune{step}")
         scores = importance(net, train, normalizer, objective, config, train_config.batch_size, seed)
         if config.allocation == "cost":
-            removals = prune_least_per_mac(net, unfrozen(per_layer_normalized(scores), frozen), fraction)
+            removals = prune_least_per_mac(net, unfrozen(per_layer_normalized(scores), frozen), fraction,
+                                           config.empty_groups)
         else:
-            removals = prune_step(net, unfrozen(scores, frozen), fraction, owed)
+            removals = prune_step(net, unfrozen(scores, frozen), fraction, owed, config.empty_groups)
         if not removals:  # every group is frozen or down to one neuron, or (uniform) owes less than one
             break
         accuracy, rounds = recover(net, train, val, normalizer, objective, reference, config, train_config, seed,

@@ -212,22 +212,25 @@ class GroupedNet(nn.Module):
                     sum(below[s] for s in srcs) * per
 
     def remove(self, layer: int, group: str, drop: list[int]) -> None:
-        """Delete neurons ``drop`` of one group, with their incoming and outgoing weights."""
+        """Delete neurons ``drop`` of one group, with their incoming and outgoing weights. A task's group
+        may lose every neuron (its task then reads only the shared group there); the shared group may not."""
         width = self.widths[layer][group]
         dropped = set(drop)
         keep = [i for i in range(width) if i not in dropped]
-        if not keep:
-            raise ValueError(f"cannot remove every neuron of layer {layer} group {group}")
-        keep_t = torch.tensor(keep)
-        unit = self.units[layer][group]
-        slice_out(unit[0], keep_t)
-        if len(unit) > 1:
-            slice_batch_norm(unit[1], keep_t)
+        if not keep and group == SHARED:
+            raise ValueError(f"cannot remove every neuron of layer {layer}'s shared group")
         per = self.columns_per_neuron(layer + 1)
         for module, offset, fan_in in list(self.consumers(layer, group)):
             cols = [c for c in range(fan_in) if not offset <= c < offset + width * per
                     or (c - offset) // per not in dropped]
             slice_in(module, torch.tensor(cols))
+        if keep:
+            unit = self.units[layer][group]
+            slice_out(unit[0], torch.tensor(keep))
+            if len(unit) > 1:
+                slice_batch_norm(unit[1], torch.tensor(keep))
+        else:
+            del self.units[layer][group]
         self.widths[layer][group] = len(keep)
 
     @torch.no_grad()

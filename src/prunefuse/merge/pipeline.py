@@ -48,6 +48,7 @@ class MergeConfig:
     alpha_conv: float | None = None  # MI threshold, nats per label variable (None: the chance level)
     alpha_fc: float | None = None
     conv_cells: int = 4  # a conv channel enters the MI as its maxima over a grid of this many cells a side
+    exclusive_quota: float = 0.0  # PAM keeps this fraction of each network's most task-specific neurons exclusive
     mtz_share: float = 0.5
     shared_width: float = 1.0  # the all-shared trunk's width, relative to one single-task network
     # the all-shared trunk's training (None: a single network's epochs); five tasks needed 60 against the
@@ -82,6 +83,10 @@ class MergeConfig:
             raise UserError(f"--mtz-share {self.mtz_share} is out of range; use a fraction in (0, 1]")
         if self.calibration < 8:
             raise UserError(f"--calibration {self.calibration} is too small; use at least 8 images (default 256)")
+        if not 0 <= self.exclusive_quota <= 1:
+            raise UserError(f"--exclusive-quota {self.exclusive_quota} is out of range; use a fraction in [0, 1]")
+        if self.exclusive_quota and "pam" not in self.methods:
+            raise UserError("--exclusive-quota has no effect without the pam method; add pam to --methods")
         if self.conv_cells < 1:
             raise UserError(f"--conv-cells {self.conv_cells} must be at least 1")
         if not self.latency_batches or min(self.latency_batches) < 1:
@@ -196,7 +201,8 @@ class MergeRun:
         x, labels = self.calibration()
         if method == "pam":
             alpha = {"conv": self.config.alpha_conv, "linear": self.config.alpha_fc}
-            groups = pam_groups(singles, x, labels, alpha, self.config.single.seed, self.config.conv_cells)
+            groups = pam_groups(singles, x, labels, alpha, self.config.single.seed, self.config.conv_cells,
+                                self.config.exclusive_quota)
             net = assemble(singles, groups)
         elif method == "mtz":
             net = mtz_merge(singles, x, self.config.mtz_share)
