@@ -683,6 +683,7 @@ def test_checkpoints_of_different_architectures_are_refused(fashion_merge, tmp_p
     (["--mtz-share", "1.5"], "out of range"),
     (["--exclusive-quota", "1.5"], "exclusive-quota"),
     (["--exclusive-quota", "0.2", "--methods", "nomerge"], "without the pam method"),
+    (["--empty-groups", "--importance", "vib"], "applies to taylor and magnitude"),
     (["--shared-width", "0"], "out of range"),
     (["--shared-width", "2", "--methods", "pam"], "without the shared method"),
     (["--shared-epochs", "30", "--methods", "pam,nomerge"], "without the shared method"),

@@ -47,8 +47,8 @@ class PruneConfig:
     max_steps: int = 30  # pruning attempts, failed ones included
     recovery_rounds: int = 2  # extra fine-tuning rounds a step gets to regain the tolerance before pruning stops
     taylor_batches: int = 10
-    # a task's group may be pruned away whole; off, every group keeps its best neuron, and on five tasks
-    # each task kept a conv1 channel of its own (BENCHMARKS.md, issue 9)
+    # a task's group may be pruned away whole (the shared group keeps one neuron per layer). Off: on five
+    # tasks it removed the tasks' conv1 channels but pruned less in all (BENCHMARKS.md, issue 9)
     empty_groups: bool = False
     vib_strength: float = 0.05  # the first penalty the VIB pruner tries; each attempt doubles or halves it
     vib_epochs: int = 4  # gate training per VIB attempt

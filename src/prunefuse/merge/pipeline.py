@@ -48,7 +48,9 @@ class MergeConfig:
     alpha_conv: float | None = None  # MI threshold, nats per label variable (None: the chance level)
     alpha_fc: float | None = None
     conv_cells: int = 4  # a conv channel enters the MI as its maxima over a grid of this many cells a side
-    exclusive_quota: float = 0.0  # PAM keeps this fraction of each network's most task-specific neurons exclusive
+    # PAM keeps up to this fraction of each network's most task-specific neurons exclusive; 0 is the
+    # authors' rule, and 0.5 did not bring five tasks nearer the targets (BENCHMARKS.md, issue 9)
+    exclusive_quota: float = 0.0
     mtz_share: float = 0.5
     shared_width: float = 1.0  # the all-shared trunk's width, relative to one single-task network
     # the all-shared trunk's training (None: a single network's epochs); five tasks needed 60 against the
