@@ -47,6 +47,11 @@ def null_threshold(per_neuron: torch.Tensor, label_vars: LabelVars, seed: int = 
     return float(torch.tensor(values).quantile(NULL_QUANTILE))
 
 
+def task_relevance(per_neuron: torch.Tensor, task_labels: list[LabelVars]) -> torch.Tensor:
+    """(tasks, neurons): each neuron's MI with each task's labels."""
+    return torch.stack([mi_sum(per_neuron, y) for y in task_labels])
+
+
 def own_task_margins(relevance: torch.Tensor, owner: torch.Tensor) -> torch.Tensor:
     """Per neuron, its MI with the task of the network it comes from minus its largest MI with any other
     task: positive for a neuron that tells more about its own task than about the rest."""
@@ -85,19 +90,22 @@ def split_layer(acts: list[torch.Tensor], task_labels: list[LabelVars], alpha: f
     thresholds = [alpha * len(y) if alpha is not None else null_threshold(per_neuron, y, seed + t)
                   for t, y in enumerate(task_labels)]
     irrelevant = [set(irrelevant_neurons(per_neuron, y, a)) for y, a in zip(task_labels, thresholds, strict=True)]
-    relevance = torch.stack([mi_sum(per_neuron, y) for y in task_labels])
-    owner = torch.tensor([k for k, a in enumerate(acts) for _ in range(a.shape[1])])
+    # per task and neuron MI: a full pass over the layer, so computed only where the quota or the fallback needs it
+    relevance = task_relevance(per_neuron, task_labels) if quota else None
     dropped = set.intersection(*irrelevant)
     n = len(task_labels)
     exclusive: dict[int, int] = {}
     for t in range(n):
         others = set.intersection(*(irrelevant[s] for s in range(n) if s != t))
         exclusive.update(dict.fromkeys(others - dropped, t))
-    for t, neurons in reserved_neurons(relevance, owner, quota).items():
-        exclusive.update({j: t for j in neurons if j not in dropped and j not in exclusive})
+    if relevance is not None:
+        owner = torch.tensor([origin[0][0] for origin in origins])
+        for t, neurons in reserved_neurons(relevance, owner, quota).items():
+            exclusive.update({j: t for j in neurons if j not in dropped and j not in exclusive})
     groups: dict[str, list[Origin]] = {SHARED: [origins[j] for j in range(len(origins))
                                                 if j not in dropped and j not in exclusive]}
     if not groups[SHARED]:  # the wiring needs one shared neuron per layer: take the most informative one
+        relevance = task_relevance(per_neuron, task_labels) if relevance is None else relevance
         best = int(relevance.sum(0).argmax())
         groups[SHARED] = [origins[best]]
         exclusive.pop(best, None)
