@@ -612,6 +612,12 @@ def test_merge_run_writes_results_for_every_method_and_subset(fashion_merge):
     for name in ("config.json", "report.md", "flops_per_subset.png", "metrics.jsonl"):
         assert (out / name).is_file()
     assert json.loads((out / "config.json").read_text())["config"]["tasks"] == "0-4,5-9"
+    epochs = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    single = [(r["task"], r["epoch"]) for r in epochs if r["phase"] == "single_epoch"]
+    joint = [(r["method"], r["epoch"], r["epochs"]) for r in epochs if r["phase"] == "joint"]
+    assert single == [(0, 1), (0, 2), (1, 1), (1, 2)]  # every epoch of every single network, in order
+    assert sorted(joint) == [("mtz", 1, 1), ("pam", 1, 1), ("shared", 1, 2), ("shared", 2, 2)]
+    assert all(r["train_loss"] > 0 and r["seconds"] > 0 for r in epochs if r["phase"] in ("single_epoch", "joint"))
 
 
 def test_merged_checkpoints_reload_with_their_accuracy(fashion_merge):

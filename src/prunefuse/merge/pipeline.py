@@ -4,6 +4,7 @@ every result with the same pruner to the same tolerance, and measure every task 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
@@ -30,6 +31,7 @@ from .tasks import MultiTaskObjective, TaskSet
 from .teachers import TaskTeachers
 
 METHODS = ("pam", "nomerge", "shared", "mtz")
+EPOCH_FIELDS = ("epoch", "epochs", "train_loss", "train_accuracy", "seconds")  # of fit's record, per logged epoch
 
 
 @dataclass
@@ -111,6 +113,13 @@ class MergeRun:
         if not self.quiet:
             print(" ".join(f"{k}={v}" for k, v in record.items() if k != "val_accuracy"), flush=True)
 
+    def epoch_logger(self, **where) -> Callable[[dict], None]:
+        """A fit callback that logs each epoch: on five tasks joint training runs for an hour and more
+        on a CPU, and without these lines a run says nothing between its merge and its first pruning step."""
+        def log_epoch(record: dict) -> None:
+            self.log({**where, **{k: round(record[k], 4) for k in EPOCH_FIELDS}})
+        return log_epoch
+
     def load_data(self) -> None:
         """The splits, the normaliser and the parsed tasks that every later stage reads."""
         train, self.test = self.config.data.load()
@@ -148,7 +157,7 @@ class MergeRun:
             plan_of(model, self.config.arch, self.input_shape)  # refuse residual networks before training
             start = time.perf_counter()
             fit(model, self.task_dataset(self.train, t), self.config.single, normalizer=self.normalizer,
-                quiet=self.quiet, desc=f"task {t}")
+                quiet=self.quiet, desc=f"task {t}", on_epoch=self.epoch_logger(phase="single_epoch", task=t))
             net = from_classifier(model.cpu(), self.config.arch, self.input_shape)
             self.save(self.out / "singles" / f"task{t}", net, {"task": list(self.tasks.classes[t])})
             self.log({"phase": "single", "task": t, "seconds": round(time.perf_counter() - start, 1)})
@@ -191,13 +200,14 @@ class MergeRun:
     def teacher(self, which: tuple[int, ...]) -> TaskTeachers | None:
         return TaskTeachers(self.singles, which) if self.config.distill else None
 
-    def joint_finetune(self, net: GroupedNet, epochs: int, lr: float, schedule: str = "cosine") -> None:
+    def joint_finetune(self, net: GroupedNet, epochs: int, lr: float, schedule: str = "cosine",
+                       on_epoch: Callable[[dict], None] | None = None) -> None:
         if epochs:
             config = TrainConfig(**{**self.config.single.to_dict(), "epochs": epochs, "lr": lr, "schedule": schedule,
                                     "channels_last": False})
             every = tuple(range(len(self.tasks)))
             fit(net, self.train, config, normalizer=self.normalizer, objective=self.objective(), quiet=self.quiet,
-                desc="joint", teacher=self.teacher(every))
+                desc="joint", teacher=self.teacher(every), on_epoch=on_epoch)
 
     def build(self, method: str, singles: list[GroupedNet]) -> GroupedNet:
         x, labels = self.calibration()
@@ -216,11 +226,12 @@ class MergeRun:
                 init_weights(net)
         self.merged_widths[method] = [dict(w) for w in net.widths]
         self.log({"phase": "merged", "method": method, "widths": net.widths})
+        log = self.epoch_logger(phase="joint", method=method)
         if method == "shared":  # trained from scratch, by default as long as a single network
             self.joint_finetune(net, self.config.shared_epochs or self.config.single.epochs, self.config.single.lr,
-                                self.config.single.schedule)
+                                self.config.single.schedule, log)
         else:
-            self.joint_finetune(net, self.config.merge_epochs, self.config.merge_lr)
+            self.joint_finetune(net, self.config.merge_epochs, self.config.merge_lr, on_epoch=log)
         return net
 
     def prune(self, net: GroupedNet, which: tuple[int, ...], reference: dict[int, float], label: str) -> GroupedNet:
