@@ -135,10 +135,10 @@ def prune_step(net: GroupedNet, scores: dict[tuple[int, str], torch.Tensor], fra
                owed: Owed, empty_groups: bool = False) -> dict[tuple[int, str], tuple[int, int]]:
     """Remove fraction·width of every group's lowest-scored neurons, keeping one per group (or, with
     ``empty_groups``, one per shared group only). Only whole neurons go; each group's remainder
-    carries over in ``owed`` (updated in place), so a 3-neuron
-    group loses one neuron every few steps, not a third of itself at once, nor never. Every group then
-    shrinks at the same rate whatever its width, which keeps the pruner fair to merges made of many
-    narrow groups (MTZ's) and of one wide group (PAM's)."""
+    carries over in ``owed`` (updated in place), so a 3-neuron group loses one neuron every few steps,
+    not a third of itself at once, nor never. Every group then shrinks at the same rate whatever its
+    width, which keeps the pruner fair to merges made of many narrow groups (MTZ's) and of one wide
+    group (PAM's)."""
     picks = {}
     for (layer, group), score in scores.items():
         width, least = len(score), fewest_kept(group, empty_groups)
@@ -184,9 +184,8 @@ def prune_least_per_mac(net: GroupedNet, scores: dict[tuple[int, str], torch.Ten
     """Remove the neurons of least score per subset-mean MAC, across ``scores``' groups, in that order
     until they cost ``fraction`` of the network's subset-mean MACs, keeping each group's best (with
     ``empty_groups``, each shared group's). The last one may overshoot the budget (a conv channel can
-    be most of it): skipping what does not fit pruned
-    less (BENCHMARKS.md, issue 9). Each neuron is priced alone, so two that feed each other save a
-    little less than their sum."""
+    be most of it): skipping what does not fit pruned less (BENCHMARKS.md, issue 9). Each neuron is
+    priced alone, so two that feed each other save a little less than their sum."""
     costs = neuron_costs(net)
     candidates = sorted((float(score[i]) / costs[key], key, int(i))
                         for key, score in scores.items()

@@ -229,7 +229,7 @@ class MergeRun:
         log = self.epoch_logger(phase="joint", method=method)
         if method == "shared":  # trained from scratch, by default as long as a single network
             self.joint_finetune(net, self.config.shared_epochs or self.config.single.epochs, self.config.single.lr,
-                                self.config.single.schedule, log)
+                                self.config.single.schedule, on_epoch=log)
         else:
             self.joint_finetune(net, self.config.merge_epochs, self.config.merge_lr, on_epoch=log)
         return net
