@@ -5,9 +5,14 @@ carries no signal (μ²/σ² below ``GATE_THRESHOLD``) are removed and the kept 
 the next layer's weights, so the pruned network needs no gates.
 
 As in the authors' code: μ starts near 1 and log σ² near -9, the noise is drawn per sample and
-channel, fully connected layers weigh their penalty ``FC_WEIGHT`` times more than convolutions. Here
-the gate sits after max-pooling (the authors put it before), so folding μ forward is exact; and every
-group, exclusive ones included, is penalised alike, so one pruner treats every merging method the same."""
+channel, fully connected layers weigh their penalty ``FC_WEIGHT`` times more than convolutions. The
+gate sits after max-pooling (the authors put it before), so folding μ forward is exact; and every
+group, exclusive ones included, is penalised alike, so one pruner treats every merging method the same.
+The authors' LeNet-5 run also multiplies each layer by a hand-set factor, which makes a fully
+connected neuron's penalty 18-31 times a conv channel's (9.8, 13.7, 300, 249 per neuron on 28×28
+images); here it is the other way round (676, 121, 30, 30 on the 56×56 grid), because their
+weights strip the fully connected layers to a few neurons, keep every conv channel and raise the
+FLOPs (4.72 against 3.91 MFLOPs on one network, BENCHMARKS.md, issue 9)."""
 
 from __future__ import annotations
 
