@@ -4,6 +4,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from safetensors.torch import load_file, save_file
 
 from conftest import FASHION_DIR
 from prunefuse import models
@@ -637,6 +638,63 @@ def test_merge_from_saved_single_networks(fashion_merge, tmp_path):
     again = json.loads((tmp_path / "again" / "results.json").read_text())
     first = json.loads((out / "results.json").read_text())
     assert again["single_task"]["test_accuracy"] == first["single_task"]["test_accuracy"]
+
+
+def joint_rerun(out: Path, *args: str) -> list[str]:
+    """The fixture's flags, from its singles: a run that may prune its joint-trained networks."""
+    singles = ",".join(str(out / "singles" / f"task{t}") for t in range(2))
+    return ["merge", "--dataset", "fashion-mnist", "--subset", "1200", "--val-size", "300", "--tasks", "0-4,5-9",
+            "--epochs", "2", "--batch-size", "64", "--merge-epochs", "1", "--tolerance", "0.05",
+            "--checkpoints", singles, "--latency-repeats", "1", "--quiet", *args]
+
+
+def test_a_joint_trained_network_is_pruned_again_without_merging_or_training_it(fashion_merge, tmp_path):
+    out, first = fashion_merge
+    assert main(joint_rerun(out, "--joint", str(out / "pam" / "joint"), "--methods", "pam", "--importance",
+                            "magnitude", "--max-steps", "1", "--out", str(tmp_path / "again"))) == 0
+    records = [json.loads(line) for line in (tmp_path / "again" / "metrics.jsonl").read_text().splitlines()]
+    assert not [r for r in records if r["phase"] == "joint"]
+    assert [r.get("joint") for r in records if r["phase"] == "merged"] == ["given"]
+    again = json.loads((tmp_path / "again" / "results.json").read_text())["methods"]["pam"]
+    assert again["merged_widths"] == first["methods"]["pam"]["merged_widths"]
+    assert all(w[g] <= m[g] for w, m in zip(again["widths"], again["merged_widths"], strict=True) for g in w)
+    assert json.loads((tmp_path / "again" / "config.json").read_text())["config"]["joint"] == [
+        str(out / "pam" / "joint")]
+
+
+def changed_singles(out: Path, folder: Path) -> str:
+    """Copies of the fixture's single networks with one weight of task 1's changed."""
+    for t in range(2):
+        for suffix in (".safetensors", ".json"):
+            (folder / f"task{t}{suffix}").write_bytes((out / "singles" / f"task{t}{suffix}").read_bytes())
+    state = load_file(str(folder / "task1.safetensors"))
+    name = sorted(state)[0]
+    state[name] = state[name] + 0.01
+    save_file(state, str(folder / "task1.safetensors"))
+    return f"{folder / 'task0'},{folder / 'task1'}"
+
+
+@pytest.mark.parametrize("case, message", [
+    ("merge flags", "merge_lr=0.05 (this run: 0.1)"),
+    ("method", "list pam in --methods"),
+    ("not joint", "not a merged network after joint training"),
+    ("other singles", "other single-task networks"),
+])
+def test_a_joint_network_made_otherwise_is_refused(fashion_merge, tmp_path, capsys, case, message):
+    out, _ = fashion_merge
+    joint, methods, flags = str(out / "pam" / "joint"), "pam", []
+    if case == "merge flags":
+        flags = ["--merge-lr", "0.1"]
+    elif case == "method":
+        methods = "nomerge"
+    elif case == "not joint":
+        joint = str(out / "singles" / "task0")
+    else:
+        flags = ["--checkpoints", changed_singles(out, tmp_path)]
+    code = main(joint_rerun(out, "--joint", joint, "--methods", methods, "--out", str(tmp_path / "x"), *flags))
+    err = capsys.readouterr().err
+    assert code == 2 and message in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "x" / "results.json").exists()
 
 
 def test_merge_distils_from_the_single_networks_and_widens_the_shared_trunk(fashion_merge, tmp_path, monkeypatch):

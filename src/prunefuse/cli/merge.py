@@ -41,6 +41,9 @@ def merge_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--methods", type=names, default=list(d.methods), help="comma-separated: pam, nomerge, shared, mtz")
     p.add_argument("--checkpoints", type=names, help="comma-separated single-task networks (singles/taskN of an "
                    "earlier run) to merge instead of training them")
+    p.add_argument("--joint", type=names, help="comma-separated merged networks after joint training (<method>/joint "
+                   "of an earlier run with the same singles and merge flags) to prune instead of merging and "
+                   "training again, e.g. under another pruner")
     p.add_argument("--out", required=True, help="run directory")
     p.add_argument("--overwrite", action="store_true", help="replace a different run already in --out")
     g = p.add_argument_group("single-task training")
@@ -133,7 +136,7 @@ def merge_config(args) -> MergeConfig:
                        shared_epochs=args.shared_epochs, distill=args.distill, **kd,
                        prune=prune, val_size=pick("val_size"),
                        latency_batches=args.latency_batches, latency_repeats=args.latency_repeats,
-                       checkpoints=args.checkpoints)
+                       checkpoints=args.checkpoints, joint=args.joint)
 
 
 def merge_command(args):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 from pathlib import Path
 from typing import Any
@@ -38,6 +39,17 @@ def stem_of(path: str | os.PathLike, name: str = "model") -> Path:
 
 def model_spec(arch: str, num_classes: int, input_shape: tuple[int, int, int], width: float = 1.0) -> dict:
     return {"arch": arch, "num_classes": num_classes, "input_shape": list(input_shape), "width": width}
+
+
+def weights_digest(models: list[nn.Module]) -> str:
+    """A short hash of the models' weights, in order: what a checkpoint derived from them records, so
+    that it is never combined with other ones."""
+    h = hashlib.sha256()
+    for model in models:
+        for name, tensor in sorted(model.state_dict().items()):
+            h.update(name.encode())
+            h.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+    return h.hexdigest()[:16]
 
 
 def save(stem: str | os.PathLike, model: nn.Module, metadata: dict[str, Any]) -> None:

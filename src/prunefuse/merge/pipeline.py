@@ -3,6 +3,7 @@ every result with the same pruner to the same tolerance, and measure every task 
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
@@ -32,6 +33,7 @@ from .teachers import TaskTeachers
 
 METHODS = ("pam", "nomerge", "shared", "mtz")
 EPOCH_FIELDS = ("epoch", "epochs", "train_loss", "train_accuracy", "seconds")  # of fit's record, per logged epoch
+AFTER_JOINT = ("methods", "prune", "latency_batches", "latency_repeats", "checkpoints", "joint")  # config fields
 
 
 @dataclass
@@ -69,6 +71,7 @@ class MergeConfig:
     latency_batches: list[int] = field(default_factory=lambda: [1, 64])
     latency_repeats: int = 20
     checkpoints: list[str] | None = None  # trained single-task networks to merge instead of training them
+    joint: list[str] | None = None  # merged networks after joint training (<method>/joint), pruned as they are
 
     def __post_init__(self) -> None:
         unknown = [m for m in self.methods if m not in METHODS]
@@ -100,6 +103,28 @@ class MergeConfig:
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+
+def joint_settings(config: MergeConfig) -> dict:
+    """The settings a merged network after joint training depends on besides its single networks (which
+    ``weights_digest`` pins): a run that prunes it (``joint``) must share them, so that its config.json
+    says how the network it pruned was made."""
+    settings = {k: v for k, v in config.to_dict().items() if k not in AFTER_JOINT}
+    settings["data"] = {k: v for k, v in settings["data"].items() if k not in ("data_dir", "download")}
+    settings["single"] = {k: v for k, v in settings["single"].items() if k not in ("device", "eval_batch_size")}
+    return json.loads(json.dumps(settings))  # as a checkpoint's JSON holds them
+
+
+def differences(saved: dict, current: dict, prefix: str = "") -> list[str]:
+    """``name=saved`` for every setting, nested ones as ``single.lr``, where ``current`` differs."""
+    found = []
+    for k in sorted(set(saved) | set(current)):
+        a, b = saved.get(k), current.get(k)
+        if isinstance(a, dict) and isinstance(b, dict):
+            found += differences(a, b, f"{prefix}{k}.")
+        elif a != b:
+            found.append(f"{prefix}{k}={a!r} (this run: {b!r})")
+    return found
 
 
 class MergeRun:
@@ -189,6 +214,30 @@ class MergeRun:
                                 f"{list(self.tasks.classes[t])}; pass --tasks matching the checkpoints")
         return nets
 
+    def load_joint(self, paths: list[str], singles: list[GroupedNet]) -> dict[str, GroupedNet]:
+        """The merged networks of ``paths``, by method, after checking that this run would have made
+        them: the same single networks and merge settings."""
+        nets: dict[str, GroupedNet] = {}
+        digest, settings = checkpoint.weights_digest(singles), joint_settings(self.config)
+        for path in paths:
+            net, meta = checkpoint.load_model(path)
+            method = meta.get("method")
+            if meta.get("stage") != "joint" or not isinstance(net, GroupedNet):
+                raise UserError(f"{path} is not a merged network after joint training; pass <method>/joint "
+                                "of an earlier merge run")
+            if method not in self.config.methods or method in nets:
+                raise UserError(f"{path} holds {method}'s network; list {method} in --methods and give at most "
+                                "one joint network per method")
+            if meta.get("singles_digest") != digest:
+                raise UserError(f"{path} was merged from other single-task networks; pass the --checkpoints "
+                                "of the run that made it (its singles/taskN)")
+            differ = differences(meta.get("settings", {}), settings)
+            if differ:
+                raise UserError(f"{path} was made with {', '.join(differ[:3])}; pass the merge flags of the run "
+                                "that made it")
+            nets[method] = net
+        return nets
+
     # --- methods ----------------------------------------------------------------------------------
     def calibration(self) -> tuple[torch.Tensor, list[list[torch.Tensor]]]:
         """Images from the validation part of the training split (the authors used test images; the test
@@ -234,6 +283,21 @@ class MergeRun:
             self.joint_finetune(net, self.config.merge_epochs, self.config.merge_lr, on_epoch=log)
         return net
 
+    def merged(self, method: str, singles: list[GroupedNet], joint: dict[str, GroupedNet]) -> GroupedNet:
+        """The method's network after joint training: one given in ``joint``, or merged and trained here
+        and saved as ``<method>/joint``, so that another pruner can start from it without the joint
+        training (35 minutes to two hours on one CPU thread for five tasks)."""
+        if method in joint:
+            net = joint[method]
+            self.merged_widths[method] = [dict(w) for w in net.widths]
+            self.log({"phase": "merged", "method": method, "widths": net.widths, "joint": "given"})
+            return net
+        net = self.build(method, singles)
+        self.save(self.out / method / "joint", net, {"method": method, "stage": "joint",
+                                                     "singles_digest": checkpoint.weights_digest(singles),
+                                                     "settings": joint_settings(self.config)})
+        return net
+
     def prune(self, net: GroupedNet, which: tuple[int, ...], reference: dict[int, float], label: str) -> GroupedNet:
         start = time.perf_counter()
         pruned, history = prune_to_tolerance(
@@ -263,6 +327,7 @@ class MergeRun:
     def merge_and_measure(self) -> dict:
         config = self.config
         self.singles = singles = self.single_networks()
+        joint = self.load_joint(config.joint, singles) if config.joint else {}
         n = len(self.tasks)
         self.reference = reference = {t: self.accuracy(singles[t], (t,), self.val)[t] for t in range(n)}
         single_test = {t: self.accuracy(singles[t], (t,), self.test)[t] for t in range(n)}
@@ -286,7 +351,7 @@ class MergeRun:
                 widths = [net.widths for net in nets.values()]
                 table = subset_table(nets, accuracy, n, config.latency_batches, config.latency_repeats)
             else:
-                net = self.prune(self.build(method, singles), tuple(range(n)), reference, method)
+                net = self.prune(self.merged(method, singles, joint), tuple(range(n)), reference, method)
                 self.save(self.out / method / "model", net, {"method": method})
                 accuracy = self.accuracy(net, tuple(range(n)), self.test)
                 widths = net.widths
