@@ -11,8 +11,8 @@ group, exclusive ones included, is penalised alike, so one pruner treats every m
 The authors' LeNet-5 run also multiplies each layer by a hand-set factor, which makes a fully
 connected neuron's penalty 18-31 times a conv channel's (9.8, 13.7, 300, 249 per neuron on 28×28
 images); here it is the other way round (676, 121, 30, 30 on the 56×56 grid), because their
-weights strip the fully connected layers to a few neurons, keep every conv channel and raise the
-FLOPs (4.72 against 3.91 MFLOPs on one network, BENCHMARKS.md, issue 9)."""
+weights prune the fully connected layers first (to 3 neurons in one network), keep every conv
+channel and raise the FLOPs (4.72 and 5.30 against 3.91 and 3.13 MFLOPs on two networks, BENCHMARKS.md, issue 9)."""
 
 from __future__ import annotations
 
