@@ -650,8 +650,10 @@ def joint_rerun(out: Path, *args: str) -> list[str]:
 
 def test_a_joint_trained_network_is_pruned_again_without_merging_or_training_it(fashion_merge, tmp_path):
     out, first = fashion_merge
+    # the singles' epochs and MTZ's share do not make PAM's network: a run may change them
     assert main(joint_rerun(out, "--joint", str(out / "pam" / "joint"), "--methods", "pam", "--importance",
-                            "magnitude", "--max-steps", "1", "--out", str(tmp_path / "again"))) == 0
+                            "magnitude", "--max-steps", "1", "--epochs", "3", "--mtz-share", "0.3",
+                            "--out", str(tmp_path / "again"))) == 0
     records = [json.loads(line) for line in (tmp_path / "again" / "metrics.jsonl").read_text().splitlines()]
     assert not [r for r in records if r["phase"] == "joint"]
     assert [r.get("joint") for r in records if r["phase"] == "merged"] == ["given"]
@@ -675,8 +677,9 @@ def changed_singles(out: Path, folder: Path) -> str:
 
 
 @pytest.mark.parametrize("case, message", [
-    ("merge flags", "merge_lr=0.05 (this run: 0.1)"),
-    ("method", "list pam in --methods"),
+    ("merge flags", "merge_lr: 0.05 there, 0.1 now"),
+    ("method", "add pam to --methods"),
+    ("twice", "two networks for pam"),
     ("not joint", "not a merged network after joint training"),
     ("other singles", "other single-task networks"),
 ])
@@ -687,6 +690,8 @@ def test_a_joint_network_made_otherwise_is_refused(fashion_merge, tmp_path, caps
         flags = ["--merge-lr", "0.1"]
     elif case == "method":
         methods = "nomerge"
+    elif case == "twice":
+        joint = f"{joint},{joint}"
     elif case == "not joint":
         joint = str(out / "singles" / "task0")
     else:
@@ -694,7 +699,7 @@ def test_a_joint_network_made_otherwise_is_refused(fashion_merge, tmp_path, caps
     code = main(joint_rerun(out, "--joint", joint, "--methods", methods, "--out", str(tmp_path / "x"), *flags))
     err = capsys.readouterr().err
     assert code == 2 and message in err and len(err.strip().splitlines()) == 1
-    assert not (tmp_path / "x" / "results.json").exists()
+    assert not (tmp_path / "x").exists()  # refused before the run directory is claimed
 
 
 def test_merge_distils_from_the_single_networks_and_widens_the_shared_trunk(fashion_merge, tmp_path, monkeypatch):
@@ -753,6 +758,7 @@ def test_checkpoints_of_different_architectures_are_refused(fashion_merge, tmp_p
     (["--shared-epochs", "30", "--methods", "pam,nomerge"], "without the shared method"),
     (["--min-step-fraction", "0.5"], "minimum step fraction"),
     (["--val-size", "5000"], "--val-size"),
+    (["--joint", "run/pam/joint"], "--joint needs the single-task networks"),
 ])
 def test_merge_bad_input_gets_one_line_and_exit_2(args, message, tmp_path, capsys):
     try:

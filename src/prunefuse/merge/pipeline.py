@@ -17,7 +17,7 @@ from ..data.dataset import Dataset
 from ..data.spec import DataSpec
 from ..errors import UserError
 from ..io import checkpoint
-from ..io.rundir import RunDirectory, seed_everything
+from ..io.rundir import RunDirectory, describe, differing_keys, seed_everything
 from ..io.storage import append_jsonl, write_json
 from ..models.base import init_weights, scaled
 from ..train import TrainConfig, fit
@@ -33,7 +33,11 @@ from .teachers import TaskTeachers
 
 METHODS = ("pam", "nomerge", "shared", "mtz")
 EPOCH_FIELDS = ("epoch", "epochs", "train_loss", "train_accuracy", "seconds")  # of fit's record, per logged epoch
-AFTER_JOINT = ("methods", "prune", "latency_batches", "latency_repeats", "checkpoints", "joint")  # config fields
+# what a merged network after joint training depends on besides its single networks, per method
+MERGE_SETTINGS = {"pam": ("merge_epochs", "merge_lr", "calibration", "alpha_conv", "alpha_fc", "conv_cells",
+                          "exclusive_quota"),
+                  "mtz": ("merge_epochs", "merge_lr", "calibration", "mtz_share"),
+                  "shared": ("shared_width", "shared_epochs")}
 
 
 @dataclass
@@ -100,31 +104,27 @@ class MergeConfig:
             raise UserError("--latency-batches must list positive batch sizes, e.g. 1,64")
         if self.merge_epochs < 0:
             raise UserError("--merge-epochs must be 0 or more")
+        if self.joint and not self.checkpoints:
+            raise UserError("--joint needs the single-task networks it was merged from; pass --checkpoints "
+                            "with the singles/taskN of the run that made it")
 
     def to_dict(self) -> dict:
         return asdict(self)
 
 
-def joint_settings(config: MergeConfig) -> dict:
-    """The settings a merged network after joint training depends on besides its single networks (which
-    ``weights_digest`` pins): a run that prunes it (``joint``) must share them, so that its config.json
-    says how the network it pruned was made."""
-    settings = {k: v for k, v in config.to_dict().items() if k not in AFTER_JOINT}
-    settings["data"] = {k: v for k, v in settings["data"].items() if k not in ("data_dir", "download")}
-    settings["single"] = {k: v for k, v in settings["single"].items() if k not in ("device", "eval_batch_size")}
+def joint_settings(config: MergeConfig, method: str) -> dict:
+    """The settings ``method``'s network after joint training depends on besides its single networks
+    (which ``weights_digest`` pins): a run that prunes it (``joint``) must share them, so that its
+    config.json says how the network it pruned was made, and may change any other."""
+    every = config.to_dict()
+    data = {k: v for k, v in every["data"].items() if k not in ("data_dir", "download")}
+    # joint training replaces the singles' epochs and rate, except the shared trunk's, trained as a single
+    ignored = ("device", "eval_batch_size") + (() if method == "shared" else ("epochs", "lr", "schedule"))
+    single = {k: v for k, v in every["single"].items() if k not in ignored}
+    settings = {"data": data, "single": single, **{k: every[k] for k in ("tasks", "arch", "width", "val_size",
+                                                                         "distill", "kd_alpha", "kd_temperature")},
+                **{k: every[k] for k in MERGE_SETTINGS[method]}}
     return json.loads(json.dumps(settings))  # as a checkpoint's JSON holds them
-
-
-def differences(saved: dict, current: dict, prefix: str = "") -> list[str]:
-    """``name=saved`` for every setting, nested ones as ``single.lr``, where ``current`` differs."""
-    found = []
-    for k in sorted(set(saved) | set(current)):
-        a, b = saved.get(k), current.get(k)
-        if isinstance(a, dict) and isinstance(b, dict):
-            found += differences(a, b, f"{prefix}{k}.")
-        elif a != b:
-            found.append(f"{prefix}{k}={a!r} (this run: {b!r})")
-    return found
 
 
 class MergeRun:
@@ -132,6 +132,7 @@ class MergeRun:
         self.config, self.out, self.quiet, self.overwrite = config, Path(out), quiet, overwrite
         self.metrics = self.out / "metrics.jsonl"
         self.merged_widths: dict[str, list[dict[str, int]]] = {}  # each merge's groups before pruning
+        self.joint: dict[str, GroupedNet] = {}  # networks after joint training given by --joint, by method
 
     def log(self, record: dict) -> None:
         append_jsonl(self.metrics, record)
@@ -214,27 +215,29 @@ class MergeRun:
                                 f"{list(self.tasks.classes[t])}; pass --tasks matching the checkpoints")
         return nets
 
-    def load_joint(self, paths: list[str], singles: list[GroupedNet]) -> dict[str, GroupedNet]:
-        """The merged networks of ``paths``, by method, after checking that this run would have made
-        them: the same single networks and merge settings."""
+    def load_joint(self, paths: list[str]) -> dict[str, GroupedNet]:
+        """The merged networks of ``paths``, by method, after checking, before any work, that this run
+        would have made them: the same single networks and the settings their methods depend on."""
         nets: dict[str, GroupedNet] = {}
-        digest, settings = checkpoint.weights_digest(singles), joint_settings(self.config)
+        digest = checkpoint.weights_digest(self.load_singles(self.config.checkpoints))
         for path in paths:
             net, meta = checkpoint.load_model(path)
             method = meta.get("method")
             if meta.get("stage") != "joint" or not isinstance(net, GroupedNet):
                 raise UserError(f"{path} is not a merged network after joint training; pass <method>/joint "
                                 "of an earlier merge run")
-            if method not in self.config.methods or method in nets:
-                raise UserError(f"{path} holds {method}'s network; list {method} in --methods and give at most "
-                                "one joint network per method")
+            if method not in self.config.methods:
+                raise UserError(f"{path} holds {method}'s network; add {method} to --methods")
+            if method in nets:
+                raise UserError(f"--joint gives two networks for {method}; give one per method")
             if meta.get("singles_digest") != digest:
                 raise UserError(f"{path} was merged from other single-task networks; pass the --checkpoints "
                                 "of the run that made it (its singles/taskN)")
-            differ = differences(meta.get("settings", {}), settings)
+            saved, settings = meta.get("settings", {}), joint_settings(self.config, method)
+            differ = differing_keys(saved, settings)
             if differ:
-                raise UserError(f"{path} was made with {', '.join(differ[:3])}; pass the merge flags of the run "
-                                "that made it")
+                raise UserError(f"{path} was made with other settings ({describe(differ, saved, settings)}); "
+                                "pass the flags of the run that made it")
             nets[method] = net
         return nets
 
@@ -283,19 +286,19 @@ class MergeRun:
             self.joint_finetune(net, self.config.merge_epochs, self.config.merge_lr, on_epoch=log)
         return net
 
-    def merged(self, method: str, singles: list[GroupedNet], joint: dict[str, GroupedNet]) -> GroupedNet:
-        """The method's network after joint training: one given in ``joint``, or merged and trained here
+    def merged(self, method: str, singles: list[GroupedNet]) -> GroupedNet:
+        """The method's network after joint training: one given by ``--joint``, or merged and trained here
         and saved as ``<method>/joint``, so that another pruner can start from it without the joint
         training (35 minutes to two hours on one CPU thread for five tasks)."""
-        if method in joint:
-            net = joint[method]
+        if method in self.joint:
+            net = self.joint[method]
             self.merged_widths[method] = [dict(w) for w in net.widths]
             self.log({"phase": "merged", "method": method, "widths": net.widths, "joint": "given"})
             return net
         net = self.build(method, singles)
         self.save(self.out / method / "joint", net, {"method": method, "stage": "joint",
-                                                     "singles_digest": checkpoint.weights_digest(singles),
-                                                     "settings": joint_settings(self.config)})
+                                                     "singles_digest": self.singles_digest,
+                                                     "settings": joint_settings(self.config, method)})
         return net
 
     def prune(self, net: GroupedNet, which: tuple[int, ...], reference: dict[int, float], label: str) -> GroupedNet:
@@ -320,6 +323,7 @@ class MergeRun:
     def run(self) -> dict:
         """Check the data, claim ``out`` (refused if it holds another run), then merge and measure."""
         self.load_data()
+        self.joint = self.load_joint(self.config.joint) if self.config.joint else {}
         with RunDirectory.claim(self.out, "merge", self.config.to_dict(), overwrite=self.overwrite):
             self.metrics.unlink(missing_ok=True)
             return self.merge_and_measure()
@@ -327,7 +331,7 @@ class MergeRun:
     def merge_and_measure(self) -> dict:
         config = self.config
         self.singles = singles = self.single_networks()
-        joint = self.load_joint(config.joint, singles) if config.joint else {}
+        self.singles_digest = checkpoint.weights_digest(singles)
         n = len(self.tasks)
         self.reference = reference = {t: self.accuracy(singles[t], (t,), self.val)[t] for t in range(n)}
         single_test = {t: self.accuracy(singles[t], (t,), self.test)[t] for t in range(n)}
@@ -351,7 +355,7 @@ class MergeRun:
                 widths = [net.widths for net in nets.values()]
                 table = subset_table(nets, accuracy, n, config.latency_batches, config.latency_repeats)
             else:
-                net = self.prune(self.merged(method, singles, joint), tuple(range(n)), reference, method)
+                net = self.prune(self.merged(method, singles), tuple(range(n)), reference, method)
                 self.save(self.out / method / "model", net, {"method": method})
                 accuracy = self.accuracy(net, tuple(range(n)), self.test)
                 widths = net.widths
