@@ -650,8 +650,12 @@ def joint_rerun(out: Path, *args: str) -> list[str]:
 
 def test_a_joint_trained_network_is_pruned_again_without_merging_or_training_it(fashion_merge, tmp_path):
     out, first = fashion_merge
+    joint = tmp_path / "joint"  # a copy that also records a setting no longer compared
+    joint.with_suffix(".safetensors").write_bytes((out / "pam" / "joint.safetensors").read_bytes())
+    meta = json.loads((out / "pam" / "joint.json").read_text())
+    joint.with_suffix(".json").write_text(json.dumps({**meta, "settings": {**meta["settings"], "retired": 1}}))
     # the singles' epochs and MTZ's share do not make PAM's network: a run may change them
-    assert main(joint_rerun(out, "--joint", str(out / "pam" / "joint"), "--methods", "pam", "--importance",
+    assert main(joint_rerun(out, "--joint", str(joint), "--methods", "pam", "--importance",
                             "magnitude", "--max-steps", "1", "--epochs", "3", "--mtz-share", "0.3",
                             "--out", str(tmp_path / "again"))) == 0
     records = [json.loads(line) for line in (tmp_path / "again" / "metrics.jsonl").read_text().splitlines()]
@@ -660,8 +664,7 @@ def test_a_joint_trained_network_is_pruned_again_without_merging_or_training_it(
     again = json.loads((tmp_path / "again" / "results.json").read_text())["methods"]["pam"]
     assert again["merged_widths"] == first["methods"]["pam"]["merged_widths"]
     assert all(w[g] <= m[g] for w, m in zip(again["widths"], again["merged_widths"], strict=True) for g in w)
-    assert json.loads((tmp_path / "again" / "config.json").read_text())["config"]["joint"] == [
-        str(out / "pam" / "joint")]
+    assert json.loads((tmp_path / "again" / "config.json").read_text())["config"]["joint"] == [str(joint)]
 
 
 def changed_singles(out: Path, folder: Path) -> str:

@@ -127,6 +127,13 @@ def joint_settings(config: MergeConfig, method: str) -> dict:
     return json.loads(json.dumps(settings))  # as a checkpoint's JSON holds them
 
 
+def restricted(saved: dict, like: dict) -> dict:
+    """``saved``'s values at ``like``'s keys, nested alike: a checkpoint may record settings that no
+    longer decide anything, and those are not compared."""
+    return {k: restricted(saved[k], v) if isinstance(v, dict) and isinstance(saved.get(k), dict) else saved.get(k)
+            for k, v in like.items()}
+
+
 class MergeRun:
     def __init__(self, config: MergeConfig, out: str | Path, quiet: bool = False, overwrite: bool = False):
         self.config, self.out, self.quiet, self.overwrite = config, Path(out), quiet, overwrite
@@ -233,7 +240,8 @@ class MergeRun:
             if meta.get("singles_digest") != digest:
                 raise UserError(f"{path} was merged from other single-task networks; pass the --checkpoints "
                                 "of the run that made it (its singles/taskN)")
-            saved, settings = meta.get("settings", {}), joint_settings(self.config, method)
+            settings = joint_settings(self.config, method)
+            saved = restricted(meta.get("settings", {}), settings)
             differ = differing_keys(saved, settings)
             if differ:
                 raise UserError(f"{path} was made with other settings ({describe(differ, saved, settings)}); "
