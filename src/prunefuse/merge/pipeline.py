@@ -140,6 +140,7 @@ class MergeRun:
         self.metrics = self.out / "metrics.jsonl"
         self.merged_widths: dict[str, list[dict[str, int]]] = {}  # each merge's groups before pruning
         self.joint: dict[str, GroupedNet] = {}  # networks after joint training given by --joint, by method
+        self.singles: list[GroupedNet] | None = None
 
     def log(self, record: dict) -> None:
         append_jsonl(self.metrics, record)
@@ -226,7 +227,8 @@ class MergeRun:
         """The merged networks of ``paths``, by method, after checking, before any work, that this run
         would have made them: the same single networks and the settings their methods depend on."""
         nets: dict[str, GroupedNet] = {}
-        digest = checkpoint.weights_digest(self.load_singles(self.config.checkpoints))
+        self.singles = self.load_singles(self.config.checkpoints)  # read once, before the run directory is claimed
+        digest = checkpoint.weights_digest(self.singles)
         for path in paths:
             net, meta = checkpoint.load_model(path)
             method = meta.get("method")
@@ -338,7 +340,7 @@ class MergeRun:
 
     def merge_and_measure(self) -> dict:
         config = self.config
-        self.singles = singles = self.single_networks()
+        self.singles = singles = self.singles or self.single_networks()
         self.singles_digest = checkpoint.weights_digest(singles)
         n = len(self.tasks)
         self.reference = reference = {t: self.accuracy(singles[t], (t,), self.val)[t] for t in range(n)}

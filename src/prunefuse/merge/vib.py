@@ -12,7 +12,8 @@ The authors' LeNet-5 run also multiplies each layer by a hand-set factor, which 
 connected neuron's penalty 18-31 times a conv channel's (9.8, 13.7, 300, 249 per neuron on 28×28
 images); here it is the other way round (676, 121, 30, 30 on the 56×56 grid), because their
 weights prune the fully connected layers first (to 3 neurons in one network), keep every conv
-channel and raise the FLOPs (4.72 and 5.30 against 3.91 and 3.13 MFLOPs on two networks, BENCHMARKS.md, issue 9)."""
+channel and raise the FLOPs (4.72 and 5.30 against 3.91 and 3.13 MFLOPs on two networks,
+BENCHMARKS.md, issue 9)."""
 
 from __future__ import annotations
 
