@@ -84,7 +84,8 @@ def merge_arguments(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("pruning (the same for every method)")
     g.add_argument("--importance", default=dp.importance, help="taylor (default), magnitude or vib")
     g.add_argument("--vib-strength", type=POSITIVE, default=dp.vib_strength,
-                   help="the first VIB penalty tried; each attempt doubles it after a success, halves it after a miss")
+                   help="the first VIB penalty tried: doubled after a success, halved after a miss until one of each, "
+                   "then bisected geometrically")
     g.add_argument("--vib-epochs", type=COUNT, default=dp.vib_epochs, help="gate training per VIB attempt")
     g.add_argument("--empty-groups", action="store_true",
                    help="taylor/magnitude: a task's group may be pruned away whole, where the shared group keeps "
@@ -100,7 +101,8 @@ def merge_arguments(p: argparse.ArgumentParser) -> None:
                    help="a step that breaks the tolerance is retried at half the fraction; stop below this")
     g.add_argument("--max-steps", type=NON_NEGATIVE_INT, default=dp.max_steps,
                    help="pruning attempts, failed ones included")
-    g.add_argument("--finetune-samples", type=COUNT, help="images of fine-tuning per step: 12800 (2000 on digits)")
+    g.add_argument("--finetune-samples", type=COUNT, help="images per fine-tuning round after a step (up to three rounds while a task is below the "
+                   "tolerance): 12800 (2000 on digits)")
     g.add_argument("--val-size", type=COUNT, help="held-out training images for the tolerance check: 5000 "
                    "(300 on digits)")
     g = p.add_argument_group("measurement")
