@@ -516,6 +516,55 @@ def test_a_network_whose_neurons_below_were_all_dropped_keeps_its_biases():
     assert not unit.weight.any()
 
 
+def constant_neurons(net: GroupedNet, layer: int, neurons: list[int], value: float = 0.5) -> None:
+    """Make neurons of one layer output ``value`` on every input (after ReLU and pooling)."""
+    unit = net.units[layer]["shared"]
+    with torch.no_grad():
+        unit[0].weight[neurons] = 0
+        if len(unit) > 1:  # batch norm: a zero input comes out as its shift
+            unit[1].bias[neurons] = value + unit[1].weight[neurons] * unit[1].running_mean[neurons] / \
+                (unit[1].running_var[neurons] + unit[1].eps).sqrt()
+        else:
+            unit[0].bias[neurons] = value
+
+
+def drop_from_a_and_keep_b_exclusive(a: GroupedNet, b: GroupedNet, dropped: dict[int, list[int]]) -> list[dict]:
+    return [{"shared": [((0, i),) for i in range(wa["shared"]) if i not in dropped.get(layer, [])], "t0": [],
+             "t1": [((1, i),) for i in range(wb["shared"])]}
+            for layer, (wa, wb) in enumerate(zip(a.widths, b.widths, strict=True))]
+
+
+def test_the_mean_of_dropped_inputs_is_folded_into_the_biases_they_fed():
+    a, b = lenet_single(0), lenet_single(1, classes=4)
+    dropped = {1: [0, 3], 2: [1, 5, 7], 3: [2]}  # conv2 (read flattened by fc1), fc1, fc2 (read by the head)
+    for layer, neurons in dropped.items():
+        constant_neurons(a, layer, neurons)
+    groups = drop_from_a_and_keep_b_exclusive(a, b, dropped)
+    x = torch.randn(16, *LENET_SHAPE)
+    folded, plain = assemble([a, b], groups, calibration=x).eval(), assemble([a, b], groups).eval()
+    y = torch.randn(5, *LENET_SHAPE)  # other images: a constant input's mean holds on any image
+    torch.testing.assert_close(folded(y, [0]), a(y), atol=1e-5, rtol=1e-4)
+    assert not torch.allclose(plain(y, [0]), a(y), atol=1e-3)
+    torch.testing.assert_close(folded(y, [1]), b(y))  # b lost nothing
+    torch.testing.assert_close(folded.units[2]["t1"][0].bias, b.units[2]["shared"][0].bias)
+
+
+def test_folding_lost_inputs_moves_the_batch_norm_mean_where_the_layer_has_no_bias():
+    torch.manual_seed(0)
+    a, b = (from_classifier(models.create("vgg11", k, 1, 28, 0.125).eval(), "vgg11", LENET_SHAPE).eval()
+            for k in (3, 4))
+    # read by the last conv layer on a 1x1 map, where its zero padding hides all but the kernel's centre
+    dropped = {len(a.widths) - 2: [0, 2]}
+    constant_neurons(a, len(a.widths) - 2, [0, 2])
+    groups = drop_from_a_and_keep_b_exclusive(a, b, dropped)
+    x = torch.randn(16, *LENET_SHAPE)
+    folded, plain = assemble([a, b], groups, calibration=x).eval(), assemble([a, b], groups).eval()
+    assert folded.units[-1]["shared"][0].bias is None
+    y = torch.randn(5, *LENET_SHAPE)
+    torch.testing.assert_close(folded(y, [0]), a(y), atol=1e-5, rtol=1e-4)
+    assert not torch.allclose(plain(y, [0]), a(y), atol=1e-3)
+
+
 # --- MTZ -------------------------------------------------------------------------------------------
 def test_mtz_pairs_permuted_neurons_and_zips_with_the_hessian_formula():
     g = torch.Generator().manual_seed(0)
@@ -619,6 +668,12 @@ def test_merge_run_writes_results_for_every_method_and_subset(fashion_merge):
     assert single == [(0, 1), (0, 2), (1, 1), (1, 2)]  # every epoch of every single network, in order
     assert sorted(joint) == [("mtz", 1, 1), ("pam", 1, 1), ("shared", 1, 2), ("shared", 2, 2)]
     assert all(r["train_loss"] > 0 and r["seconds"] > 0 for r in epochs if r["phase"] in ("single_epoch", "joint"))
+    merged = {r["method"]: r for r in epochs if r["phase"] == "merged"}
+    for method in ("pam", "mtz"):  # what merging cost before joint training, against the single networks
+        reference = saved["single_task"]["val_accuracy"]
+        accuracy = merged[method]["val_accuracy"]
+        assert merged[method]["worst_val_drop"] == round(100 * max(reference[t] - a for t, a in accuracy.items()), 2)
+    assert "val_accuracy" not in merged["shared"]  # trained from scratch: nothing to lose
 
 
 def test_merged_checkpoints_reload_with_their_accuracy(fashion_merge):
@@ -755,6 +810,8 @@ def test_checkpoints_of_different_architectures_are_refused(fashion_merge, tmp_p
     (["--mtz-share", "1.5"], "out of range"),
     (["--exclusive-quota", "1.5"], "exclusive-quota"),
     (["--exclusive-quota", "0.2", "--methods", "nomerge"], "without the pam method"),
+    (["--lost-inputs", "median"], "--lost-inputs median is unknown"),
+    (["--lost-inputs", "drop", "--methods", "nomerge"], "without the pam method"),
     (["--empty-groups", "--importance", "vib"], "applies to taylor and magnitude"),
     (["--shared-width", "0"], "out of range"),
     (["--shared-width", "2", "--methods", "pam"], "without the shared method"),
