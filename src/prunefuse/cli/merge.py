@@ -69,10 +69,6 @@ def merge_arguments(p: argparse.ArgumentParser) -> None:
                    help="PAM: keep up to this fraction of each network's neurons that tell more about its own task "
                    "than about any other exclusive to its task, even where another task finds them relevant "
                    "(default 0: the authors' rule)")
-    g.add_argument("--lost-inputs", default=d.lost_inputs,
-                   help="PAM: inputs the grouping takes from a merged neuron (dropped neurons, links the wiring "
-                   "lacks): mean (their mean on the calibration images goes into its bias; default) or drop "
-                   "(the authors' inheritance)")
     g.add_argument("--distill", action="store_true",
                    help="joint training and every pruning fine-tune also learn each task from its single-task "
                    "network (Hinton KD per head; nomerge's networks from their unpruned selves)")
@@ -138,7 +134,7 @@ def merge_config(args) -> MergeConfig:
                        tasks=args.tasks, arch=args.arch, width=args.width, methods=args.methods, single=single,
                        merge_epochs=args.merge_epochs, merge_lr=args.merge_lr, calibration=args.calibration,
                        alpha_conv=args.alpha_conv, alpha_fc=args.alpha_fc, conv_cells=args.conv_cells,
-                       exclusive_quota=args.exclusive_quota, lost_inputs=args.lost_inputs,
+                       exclusive_quota=args.exclusive_quota,
                        mtz_share=args.mtz_share, shared_width=args.shared_width,
                        shared_epochs=args.shared_epochs, distill=args.distill, **kd,
                        prune=prune, val_size=pick("val_size"),
