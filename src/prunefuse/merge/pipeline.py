@@ -286,7 +286,6 @@ class MergeRun:
                                                for w in singles[0].widths], self.tasks.head_sizes)
             if any(spec.batch_norm for spec in net.plan.layers):
                 init_weights(net)
-        self.merged_widths[method] = [dict(w) for w in net.widths]
         # what merging cost, before joint training hides it (the shared trunk starts untrained)
         self.log({"phase": "merged", "method": method, "widths": net.widths,
                   **(self.below_singles(net) if method != "shared" else {})})
@@ -304,21 +303,22 @@ class MergeRun:
         training (35 minutes to two hours on one CPU thread for five tasks)."""
         if method in self.joint:
             net = self.joint[method]
-            self.merged_widths[method] = [dict(w) for w in net.widths]
             self.log({"phase": "merged", "method": method, "widths": net.widths, "joint": "given"})
         else:
             net = self.build(method, singles)
             self.save(self.out / method / "joint", net, {"method": method, "stage": "joint",
                                                          "singles_digest": self.singles_digest,
                                                          "settings": joint_settings(self.config, method)})
+        self.merged_widths[method] = [dict(w) for w in net.widths]
         # where pruning starts: a network already outside the tolerance here cannot be pruned
         self.log({"phase": "joint_trained", "method": method, **self.below_singles(net)})
         return net
 
-    def below_singles(self, net: GroupedNet) -> dict:
-        """Each task's validation accuracy, the largest shortfall against its single network in points, and
-        whether every task is within the tolerance."""
-        accuracy = self.accuracy(net, tuple(range(len(self.tasks))), self.val)
+    def below_singles(self, nets: dict[int, GroupedNet] | GroupedNet) -> dict:
+        """Each task's validation accuracy (``nets``: one network for every task, or one per task), the largest
+        shortfall against its single network in points, and whether every task is within the tolerance."""
+        accuracy = ({t: self.accuracy(net, (t,), self.val)[t] for t, net in nets.items()} if isinstance(nets, dict)
+                    else self.accuracy(nets, tuple(range(len(self.tasks))), self.val))
         return {"val_accuracy": accuracy,
                 "worst_val_drop": round(100 * max(self.reference[t] - a for t, a in accuracy.items()), 2),
                 "within_tolerance": within(accuracy, self.reference, self.config.prune.tolerance)}
@@ -335,12 +335,6 @@ class MergeRun:
 
     def accuracy(self, net: GroupedNet, which: tuple[int, ...], data: Dataset) -> dict[int, float]:
         return task_accuracy(net, data, self.normalizer, self.objective(which), self.config.single)
-
-    def within_tolerance(self, nets: dict[int, GroupedNet] | GroupedNet) -> bool:
-        """Whether every task is within the tolerance of its single-task network on the validation split."""
-        accuracy = ({t: self.accuracy(net, (t,), self.val)[t] for t, net in nets.items()} if isinstance(nets, dict)
-                    else self.accuracy(nets, tuple(range(len(self.tasks))), self.val))
-        return within(accuracy, self.reference, self.config.prune.tolerance)
 
     def run(self) -> dict:
         """Check the data, claim ``out`` (refused if it holds another run), then merge and measure."""
@@ -384,8 +378,8 @@ class MergeRun:
                 table = subset_table(net, accuracy, n, config.latency_batches, config.latency_repeats)
             results["methods"][method] = {"subsets": table, "test_accuracy": accuracy, "widths": widths,
                                           "merged_widths": self.merged_widths.get(method),
-                                          "within_tolerance": self.within_tolerance(
-                                              nets if method == "nomerge" else net),
+                                          "within_tolerance": self.below_singles(
+                                              nets if method == "nomerge" else net)["within_tolerance"],
                                           "seconds": round(time.perf_counter() - start, 1)}
             self.log({"phase": "method", "method": method, "seconds": results["methods"][method]["seconds"],
                       "all_tasks_mflops": table[-1]["flops"] / 1e6})
