@@ -350,6 +350,24 @@ def test_a_failed_step_is_undone_and_retried_at_half_the_fraction(fashion_subset
     # each retry starts again from the last accepted network (the input), so it removes fewer neurons
     assert history[0]["removed"] > history[1]["removed"] and history[0]["macs"] < history[1]["macs"]
     assert pruned.widths == net.widths
+    assert [r["finetune_rounds"] for r in history] == [1, 1, 1]  # recovery_rounds=0: one round, then undone
+
+
+def test_recovery_rounds_from_the_command_line_bound_the_fine_tuning_of_a_failing_step(fashion_subset):
+    from prunefuse.cli import build_parser
+    from prunefuse.cli.merge import merge_config
+    from prunefuse.data.batching import Normalizer
+    from prunefuse.merge import prune_to_tolerance
+    from prunefuse.merge.tasks import MultiTaskObjective
+
+    args = build_parser().parse_args(["merge", "--out", "unused", "--recovery-rounds", "3", "--max-steps", "1",
+                                      "--finetune-samples", "64"])
+    config = merge_config(args).prune
+    train, test = fashion_subset
+    _, history = prune_to_tolerance(lenet_single(0), train, test, Normalizer(*train.channel_stats()),
+                                    MultiTaskObjective(TaskSet.parse("0-1,2-9"), (0,)), {0: 1.01}, config,
+                                    TrainConfig(batch_size=32))
+    assert [r["finetune_rounds"] for r in history] == [4]  # the round after the step, then three more
 
 
 def test_every_group_shrinks_at_the_step_fraction_whatever_its_width():

@@ -102,8 +102,10 @@ def merge_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--max-steps", type=NON_NEGATIVE_INT, default=dp.max_steps,
                    help="pruning attempts, failed ones included")
     g.add_argument("--finetune-samples", type=COUNT,
-                   help="images per fine-tuning round after a step (up to three rounds while a task is below the "
-                   "tolerance): 12800 (2000 on digits)")
+                   help="images per fine-tuning round after a step: 12800 (2000 on digits)")
+    g.add_argument("--recovery-rounds", type=NON_NEGATIVE_INT, default=dp.recovery_rounds,
+                   help="extra fine-tuning rounds a step gets while a task is below the tolerance, before it is "
+                   f"undone (default {dp.recovery_rounds})")
     g.add_argument("--val-size", type=COUNT, help="held-out training images for the tolerance check: 5000 "
                    "(300 on digits)")
     g = p.add_argument_group("measurement")
@@ -128,8 +130,8 @@ def merge_config(args) -> MergeConfig:
     prune = PruneConfig(importance=args.importance, allocation=args.allocation, empty_groups=args.empty_groups,
                         step_fraction=args.step_fraction, tolerance=args.tolerance,
                         min_step_fraction=args.min_step_fraction, max_steps=args.max_steps,
-                        vib_strength=args.vib_strength, vib_epochs=args.vib_epochs,
-                        finetune_samples=pick("finetune_samples"))
+                        recovery_rounds=args.recovery_rounds, finetune_samples=pick("finetune_samples"),
+                        vib_strength=args.vib_strength, vib_epochs=args.vib_epochs)
     return MergeConfig(data=DataSpec(args.dataset, args.data_dir, args.download, args.subset, args.seed),
                        tasks=args.tasks, arch=args.arch, width=args.width, methods=args.methods, single=single,
                        merge_epochs=args.merge_epochs, merge_lr=args.merge_lr, calibration=args.calibration,
