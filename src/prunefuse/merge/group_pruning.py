@@ -45,7 +45,7 @@ class PruneConfig:
     finetune_lr: float = 0.01
     min_step_fraction: float = 0.02  # a failed step halves the fraction; below this floor pruning stops
     max_steps: int = 30  # pruning attempts, failed ones included
-    recovery_rounds: int = 2  # extra fine-tuning rounds a step gets to regain the tolerance before pruning stops
+    recovery_rounds: int = 2  # extra fine-tuning rounds a step gets to regain the tolerance before it is undone
     taylor_batches: int = 10
     # a task's group may be pruned away whole (the shared group keeps one neuron per layer). Off: on five
     # tasks it removed the tasks' conv1 channels but pruned less in all (BENCHMARKS.md, issue 9)
