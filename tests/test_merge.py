@@ -330,19 +330,26 @@ def test_pruning_leaves_its_input_untouched(fashion_subset, allocation):
     assert all(torch.equal(before[k], v) for k, v in net.state_dict().items())
 
 
-def test_a_failed_step_is_undone_and_retried_at_half_the_fraction(fashion_subset):
+def prune_against_unreachable(fashion_subset, config: PruneConfig) -> tuple[GroupedNet, GroupedNet, list[dict]]:
+    """Prune a LeNet-5 (widths 6, 16, 120, 84: wide enough to be pruned at every fraction the tests use)
+    against a reference no step can stay within, so every step fails; returns the input, the result and
+    the history."""
     from prunefuse.data.batching import Normalizer
     from prunefuse.merge import prune_to_tolerance
     from prunefuse.merge.tasks import MultiTaskObjective
 
     train, test = fashion_subset
-    net = lenet_single(0)  # widths 6, 16, 120, 84: wide enough to be pruned at every fraction below
-    unreachable = {0: 1.01}  # no step can stay within this, so every one fails
+    net = lenet_single(0)
     pruned, history = prune_to_tolerance(net, train, test, Normalizer(*train.channel_stats()),
-                                         MultiTaskObjective(TaskSet.parse("0-1,2-9"), (0,)), unreachable,
-                                         PruneConfig(finetune_samples=64, max_steps=10, taylor_batches=1,
-                                                     recovery_rounds=0, min_step_fraction=0.02),
+                                         MultiTaskObjective(TaskSet.parse("0-1,2-9"), (0,)), {0: 1.01}, config,
                                          TrainConfig(batch_size=32))
+    return net, pruned, history
+
+
+def test_a_failed_step_is_undone_and_retried_at_half_the_fraction(fashion_subset):
+    net, pruned, history = prune_against_unreachable(
+        fashion_subset, PruneConfig(finetune_samples=64, max_steps=10, taylor_batches=1, recovery_rounds=0,
+                                    min_step_fraction=0.02))
     assert [r["fraction"] for r in history] == [0.09, 0.045, 0.0225]  # then 0.01125 falls below the floor
     assert not any(r["within_tolerance"] for r in history)
     frozen = [r["frozen"] for r in history]  # each failure stops the group that saved the most FLOPs
@@ -356,17 +363,10 @@ def test_a_failed_step_is_undone_and_retried_at_half_the_fraction(fashion_subset
 def test_recovery_rounds_from_the_command_line_bound_the_fine_tuning_of_a_failing_step(fashion_subset):
     from prunefuse.cli import build_parser
     from prunefuse.cli.merge import merge_config
-    from prunefuse.data.batching import Normalizer
-    from prunefuse.merge import prune_to_tolerance
-    from prunefuse.merge.tasks import MultiTaskObjective
 
     args = build_parser().parse_args(["merge", "--out", "unused", "--recovery-rounds", "3", "--max-steps", "1",
                                       "--finetune-samples", "64"])
-    config = merge_config(args).prune
-    train, test = fashion_subset
-    _, history = prune_to_tolerance(lenet_single(0), train, test, Normalizer(*train.channel_stats()),
-                                    MultiTaskObjective(TaskSet.parse("0-1,2-9"), (0,)), {0: 1.01}, config,
-                                    TrainConfig(batch_size=32))
+    _, _, history = prune_against_unreachable(fashion_subset, merge_config(args).prune)
     assert [r["finetune_rounds"] for r in history] == [4]  # the round after the step, then three more
 
 
