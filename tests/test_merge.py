@@ -330,6 +330,21 @@ def test_pruning_leaves_its_input_untouched(fashion_subset, allocation):
     assert all(torch.equal(before[k], v) for k, v in net.state_dict().items())
 
 
+def test_pruning_goes_on_while_no_group_owes_a_whole_neuron_yet(fashion_subset):
+    from prunefuse.data.batching import Normalizer
+    from prunefuse.merge import prune_to_tolerance
+    from prunefuse.merge.tasks import MultiTaskObjective
+
+    train, test = fashion_subset
+    net = grouped_lenet()  # at 2% its widest group (7) owes 0.64 of a neuron after one step, the rest less
+    pruned, history = prune_to_tolerance(net, train, test, Normalizer(*train.channel_stats()),
+                                         MultiTaskObjective(TaskSet.parse("0-1,2-4,5")), {0: 0.0, 1: 0.0, 2: 0.0},
+                                         PruneConfig(step_fraction=0.02, min_step_fraction=0.02, finetune_samples=64,
+                                                     max_steps=3, taylor_batches=1), TrainConfig(batch_size=32))
+    assert [r["removed"] for r in history] == [1, 1, 1]  # each attempt removes a neuron; none ends pruning
+    assert sum(sum(w.values()) for w in pruned.widths) == sum(sum(w.values()) for w in net.widths) - 3
+
+
 def prune_against_unreachable(fashion_subset, config: PruneConfig) -> tuple[GroupedNet, GroupedNet, list[dict]]:
     """Prune a LeNet-5 (widths 6, 16, 120, 84: wide enough to be pruned at every fraction the tests use)
     against a reference no step can stay within, so every step fails; returns the input, the result and
@@ -383,10 +398,11 @@ def test_every_group_shrinks_at_the_step_fraction_whatever_its_width():
         removed.append(step[key][0])
     assert removed == [2, 2, 1]  # 0.5 + 2.1 -> 2 (0.6 left); 0.6 + 1.5 -> 2 (0.1 left); 0.1 + 0.9 -> 1
     assert net.widths[2]["shared"] == 2 and owed[key] == pytest.approx(0.0, abs=1e-9)
-    narrow = grouped_lenet()  # a 3-neuron group at 9% loses a neuron on the second step, not the first
-    small, owed = {(0, "shared"): torch.arange(3.0)}, {}
-    assert prune_step(narrow, small, 0.09, owed) == {}
-    assert prune_step(narrow, small, 0.09, owed)[(0, "shared")][0] == 1
+    narrow = grouped_lenet()  # 3- and 7-neuron groups at 2%: no whole neuron is due before 4 steps' dues
+    scores, owed = {(0, "shared"): torch.arange(3.0), (2, "shared"): torch.arange(7.0)}, {}
+    step = prune_step(narrow, scores, 0.02, owed)
+    assert {key: count for key, (count, _) in step.items()} == {(2, "shared"): 1}
+    assert owed[(0, "shared")] == pytest.approx(0.5 + 4 * 0.06) and owed[(2, "shared")] == pytest.approx(0.06)
     assert prune_step(narrow, {(0, "t1"): torch.arange(1.0)}, 0.9, owed) == {}  # one neuron is always kept
 
 

@@ -138,16 +138,21 @@ def prune_step(net: GroupedNet, scores: dict[tuple[int, str], torch.Tensor], fra
     carries over in ``owed`` (updated in place), so a 3-neuron group loses one neuron every few steps,
     not a third of itself at once, nor never. Every group then shrinks at the same rate whatever its
     width, which keeps the pruner fair to merges made of many narrow groups (MTZ's) and of one wide
-    group (PAM's)."""
+    group (PAM's). While a group can lose a neuron, a step removes at least one: where none owes a whole
+    one yet, the dues of the steps until the first does are added at once, since an empty step ended
+    pruning with attempts left (BENCHMARKS.md, issue 9)."""
+    prunable = {key: score for key, score in scores.items() if len(score) > fewest_kept(key[1], empty_groups)}
+    if not prunable:
+        return {}
+    rate = {key: fraction * len(score) for key, score in prunable.items()}
+    due = {key: owed.get(key, 0.5) + rate[key] for key in prunable}  # starting at 0.5 rounds the first step
+    while max(due.values()) < 1:
+        due = {key: value + rate[key] for key, value in due.items()}
     picks = {}
-    for (layer, group), score in scores.items():
-        width, least = len(score), fewest_kept(group, empty_groups)
-        if width <= least:
-            continue
-        due = owed.get((layer, group), 0.5) + fraction * width  # starting at 0.5 rounds the first step
-        count = min(width - least, math.floor(due))
-        owed[(layer, group)] = due - count
-        picks[(layer, group)] = torch.argsort(score)[:count].tolist()
+    for key, score in prunable.items():
+        count = min(len(score) - fewest_kept(key[1], empty_groups), math.floor(due[key]))
+        owed[key] = due[key] - count
+        picks[key] = torch.argsort(score)[:count].tolist()
     return remove_measured(net, picks)
 
 
@@ -293,7 +298,7 @@ def prune_to_tolerance(net: GroupedNet, train: Dataset, val: Dataset, normalizer
                                            config.empty_groups)
         else:
             removals = prune_step(net, unfrozen(scores, frozen), fraction, owed, config.empty_groups)
-        if not removals:  # every group is frozen or down to one neuron, or (uniform) owes less than one
+        if not removals:  # every group is frozen or down to the neurons it keeps
             break
         accuracy, rounds = recover(net, train, val, normalizer, objective, reference, config, train_config, seed,
                                    teacher)
