@@ -141,7 +141,8 @@ def prune_step(net: GroupedNet, scores: dict[tuple[int, str], torch.Tensor], fra
     group (PAM's). While a group can lose a neuron, a step removes at least one: where none owes a whole
     one yet, the dues of the steps until the first does are added at once, since an empty step ended
     pruning with attempts left (BENCHMARKS.md, issue 9)."""
-    prunable = {key: score for key, score in scores.items() if len(score) > fewest_kept(key[1], empty_groups)}
+    kept = {key: fewest_kept(key[1], empty_groups) for key in scores}
+    prunable = {key: score for key, score in scores.items() if len(score) > kept[key]}
     if not prunable:
         return {}
     rate = {key: fraction * len(score) for key, score in prunable.items()}
@@ -150,7 +151,7 @@ def prune_step(net: GroupedNet, scores: dict[tuple[int, str], torch.Tensor], fra
         due = {key: value + rate[key] for key, value in due.items()}
     picks = {}
     for key, score in prunable.items():
-        count = min(len(score) - fewest_kept(key[1], empty_groups), math.floor(due[key]))
+        count = min(len(score) - kept[key], math.floor(due[key]))
         owed[key] = due[key] - count
         picks[key] = torch.argsort(score)[:count].tolist()
     return remove_measured(net, picks)
