@@ -365,14 +365,43 @@ def test_a_failed_step_is_undone_and_retried_at_half_the_fraction(fashion_subset
     net, pruned, history = prune_against_unreachable(
         fashion_subset, PruneConfig(finetune_samples=64, max_steps=10, taylor_batches=1, recovery_rounds=0,
                                     min_step_fraction=0.02))
-    assert [r["fraction"] for r in history] == [0.09, 0.045, 0.0225]  # then 0.01125 falls below the floor
+    # each failed step is followed by its costliest group alone; then 0.01125 falls below the floor
+    assert [r["fraction"] for r in history] == [0.09, 0.045, 0.045, 0.0225, 0.0225]
     assert not any(r["within_tolerance"] for r in history)
-    frozen = [r["frozen"] for r in history]  # each failure stops the group that saved the most FLOPs
-    assert len(set(frozen)) == 3 and frozen[0] == "layer 0 shared"  # conv1 channels cost the most here
+    steps, probes = history[::2], history[1::2]
+    suspects = [r["suspect"] for r in steps]
+    assert len(set(suspects)) == 3 and suspects[0] == "layer 0 shared"  # conv1 channels cost the most here
+    assert all("frozen" not in r and "probe" not in r for r in steps)
+    # a probe removes one neuron of the suspect, and only its failure stops that group
+    assert [(r["probe"], r["frozen"], r["removed"]) for r in probes] == [(s, s, 1) for s in suspects[:2]]
     # each retry starts again from the last accepted network (the input), so it removes fewer neurons
-    assert history[0]["removed"] > history[1]["removed"] and history[0]["macs"] < history[1]["macs"]
+    assert steps[0]["removed"] > steps[1]["removed"] and steps[0]["macs"] < steps[1]["macs"]
     assert pruned.widths == net.widths
-    assert [r["finetune_rounds"] for r in history] == [1, 1, 1]  # recovery_rounds=0: one round, then undone
+    assert [r["finetune_rounds"] for r in history] == [1] * 5  # recovery_rounds=0: one round, then undone
+
+
+def test_a_suspect_that_stays_within_alone_is_kept_and_not_frozen(fashion_subset, monkeypatch):
+    from prunefuse.merge import group_pruning
+
+    def within_if_one_neuron_went(pruned, *args, **kwargs):  # a fine-tuning that repairs one lost neuron only
+        lost = sum(sum(w.values()) for w in start.widths) - sum(sum(w.values()) for w in pruned.widths)
+        return {0: 1.01 if lost <= 1 else 0.0}, 1
+
+    def offered_groups(net, scores, *args):
+        offered.append(set(scores))
+        return prune_step(net, scores, *args)
+
+    start, offered, prune_step = lenet_single(0), [], group_pruning.prune_step
+    monkeypatch.setattr(group_pruning, "recover", within_if_one_neuron_went)
+    monkeypatch.setattr(group_pruning, "prune_step", offered_groups)
+    net, pruned, history = prune_against_unreachable(
+        fashion_subset, PruneConfig(finetune_samples=64, max_steps=10, taylor_batches=1, min_step_fraction=0.02))
+    assert [r["within_tolerance"] for r in history] == [False, True, False, False, False]
+    assert history[1]["probe"] == history[0]["suspect"] == "layer 0 shared" and "frozen" not in history[1]
+    assert (0, "shared") in offered[1]  # the kept suspect is pruned on with the other groups
+    assert history[3]["frozen"] == history[2]["suspect"]  # the second suspect, tried alone, fails
+    assert pruned.widths[0] == {**net.widths[0], "shared": net.widths[0]["shared"] - 1}
+    assert pruned.widths[1:] == net.widths[1:]
 
 
 def test_recovery_rounds_from_the_command_line_bound_the_fine_tuning_of_a_failing_step(fashion_subset):

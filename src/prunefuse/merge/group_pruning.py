@@ -4,11 +4,13 @@ network. Two ways to pick a step's neurons: ``uniform`` takes the same fraction 
 ``cost`` takes, across all groups, the neurons of least importance per multiply-accumulate they cost
 averaged over every subset of tasks (a shared neuron runs in every subset, a task's neuron in about
 half), until they cost that fraction of the network's subset-mean MACs. A step that breaks
-the tolerance is undone and retried at half the fraction, and the group whose removal saved the most
-FLOPs in that step stops being pruned: a narrow conv group loses one whole channel at a time, and
-without this the same channel broke every retry while other layers still had slack (BENCHMARKS.md,
-issue 9). Pruning stops once the fraction falls below a floor. (Doubling the fraction back after a
-kept step pruned less: bigger steps failed more often, and each failure freezes a group.) Importance
+the tolerance is undone and the fraction halved; the group whose removal saved the most FLOPs in it
+is then tried alone, one neuron, and stops being pruned only if that fails too: a narrow conv group
+loses one whole channel at a time, and without stopping it the same channel broke every retry while
+other layers still had slack, but blaming it for a step that took neurons from every group froze
+the shared conv groups of five-task networks early (BENCHMARKS.md, issue 9). Pruning stops once the
+fraction falls below a floor. (Doubling the fraction back after a
+kept step pruned less: bigger steps failed more often, and each failure costs an attempt.) Importance
 is Taylor (|∂L/∂gate| of a gate on the neuron's output, averaged over batches; Molchanov et al.
 2019) or the magnitude of the neuron's incoming weights."""
 
@@ -290,11 +292,14 @@ def prune_to_tolerance(net: GroupedNet, train: Dataset, val: Dataset, normalizer
     net = copy.deepcopy(net)
     accepted = copy.deepcopy(net)
     fraction, owed, accepted_owed = config.step_fraction, {}, {}
-    frozen: set[tuple[int, str]] = set()  # groups that broke the tolerance: pruned no further
+    frozen: set[tuple[int, str]] = set()  # groups whose one-neuron step broke the tolerance: pruned no further
+    probe: tuple[int, str] | None = None  # the costliest group of the last failed step, tried alone next
     for step in range(1, config.max_steps + 1):
         seed = derive_seed(train_config.seed, f"prune{step}")
         scores = importance(net, train, normalizer, objective, config, train_config.batch_size, seed)
-        if config.allocation == "cost":
+        if probe is not None:
+            removals = remove_measured(net, {probe: [int(torch.argmin(scores[probe]))]})
+        elif config.allocation == "cost":
             removals = prune_least_per_mac(net, unfrozen(per_layer_normalized(scores), frozen), fraction,
                                            config.empty_groups)
         else:
@@ -306,18 +311,29 @@ def prune_to_tolerance(net: GroupedNet, train: Dataset, val: Dataset, normalizer
         record = {"step": step, "fraction": round(fraction, 4), "removed": sum(c for c, _ in removals.values()),
                   "finetune_rounds": rounds, "macs": net.analytic_macs(list(range(net.num_tasks))),
                   "val_accuracy": accuracy, "within_tolerance": within(accuracy, reference, config.tolerance)}
+        culprit = max(removals, key=lambda k: removals[k][1])
+        name = f"layer {culprit[0]} {culprit[1]}"
+        if probe is not None:
+            record["probe"] = name
         if not record["within_tolerance"]:
-            culprit = max(removals, key=lambda k: removals[k][1])
-            frozen.add(culprit)
-            record["frozen"] = f"layer {culprit[0]} {culprit[1]}"
+            if record["removed"] == 1:  # a probe, or a step of one neuron: that neuron's group is to blame
+                frozen.add(culprit)
+                record["frozen"] = name
+            else:
+                record["suspect"] = name
         history.append(record)
         if log:
             log(record)
+        probed, probe = probe is not None, None
         if record["within_tolerance"]:
             accepted, accepted_owed = copy.deepcopy(net), dict(owed)
+            continue
+        net, owed = copy.deepcopy(accepted), dict(accepted_owed)
+        if probed:  # the failed step before it has halved the fraction already
             continue
         fraction /= 2
         if fraction < config.min_step_fraction:
             break
-        net, owed = copy.deepcopy(accepted), dict(accepted_owed)
+        if record["removed"] > 1:
+            probe = culprit
     return accepted, history
