@@ -5,14 +5,15 @@ network. Two ways to pick a step's neurons: ``uniform`` takes the same fraction 
 averaged over every subset of tasks (a shared neuron runs in every subset, a task's neuron in about
 half), until they cost that fraction of the network's subset-mean MACs. A step that breaks
 the tolerance is undone and the fraction halved; the group whose removal saved the most FLOPs in it
-is then tried alone, one neuron, and stops being pruned only if that fails too: a narrow conv group
-loses one whole channel at a time, and without stopping it the same channel broke every retry while
-other layers still had slack, but blaming it for a step that took neurons from every group froze
-the shared conv groups of five-task networks early (BENCHMARKS.md, issue 9). Pruning stops once the
-fraction falls below a floor. (Doubling the fraction back after a
-kept step pruned less: bigger steps failed more often, and each failure costs an attempt.) Importance
-is Taylor (|∂L/∂gate| of a gate on the neuron's output, averaged over batches; Molchanov et al.
-2019) or the magnitude of the neuron's incoming weights."""
+is then tried alone, one neuron, and stops being pruned only if that fails too. A narrow conv group
+loses one whole channel at a time, and unless it is stopped the same channel breaks every retry
+while other layers still have slack; but stopping it on the evidence of a step that took neurons
+from every group froze five-task networks' shared conv groups early, and trying it alone first
+pruned PAM 18–20% further (BENCHMARKS.md, issue 9). Pruning stops once the fraction falls below a
+floor. (Doubling the fraction back after a kept step pruned less: bigger steps failed more often,
+and each failure costs an attempt.) Importance is Taylor (|∂L/∂gate| of a gate on the neuron's
+output, averaged over batches; Molchanov et al. 2019) or the magnitude of the neuron's incoming
+weights."""
 
 from __future__ import annotations
 
