@@ -329,12 +329,11 @@ def prune_to_tolerance(net: GroupedNet, train: Dataset, val: Dataset, normalizer
         if record["within_tolerance"]:
             accepted, accepted_owed = copy.deepcopy(net), dict(owed)
             continue
+        if not probed:  # a failed probe follows a failed step, which has halved the fraction already
+            fraction /= 2
+            if fraction < config.min_step_fraction:
+                break
+            if record["removed"] > 1:
+                probe = culprit
         net, owed = copy.deepcopy(accepted), dict(accepted_owed)
-        if probed:  # the failed step before it has halved the fraction already
-            continue
-        fraction /= 2
-        if fraction < config.min_step_fraction:
-            break
-        if record["removed"] > 1:
-            probe = culprit
     return accepted, history
