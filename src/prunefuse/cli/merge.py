@@ -98,8 +98,7 @@ def merge_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--tolerance", type=number(0, 1, closed="left"), default=dp.tolerance,
                    help="allowed accuracy drop per task (0.01 = 1 point)")
     g.add_argument("--min-step-fraction", type=FRACTION, default=dp.min_step_fraction,
-                   help="a step that breaks the tolerance is retried at half the fraction; below this, each "
-                        "step removes one neuron of the costliest group")
+                   help="a step that breaks the tolerance is retried at half the fraction; stop below this")
     g.add_argument("--max-steps", type=NON_NEGATIVE_INT, default=dp.max_steps,
                    help="pruning attempts, failed ones included")
     g.add_argument("--finetune-samples", type=COUNT,

@@ -9,12 +9,9 @@ is then tried alone, one neuron, and stops being pruned only if that fails too. 
 loses one whole channel at a time, and unless it is stopped the same channel breaks every retry
 while other layers still have slack; but stopping it on the evidence of a step that took neurons
 from every group froze five-task networks' shared conv groups early, and trying it alone first
-pruned PAM 18–20% further (BENCHMARKS.md, issue 9). Below a floor of the fraction, each attempt
-removes one neuron of the group whose neuron costs the most subset-mean MACs (the conv channels
-that every subset pays) until one fails and freezes that group, then of the next costliest; before,
-pruning stopped at the floor, PAM's with a third of its attempts left (BENCHMARKS.md, issue 9).
-(Doubling the fraction back after a kept step pruned less: bigger
-steps failed more often, and each failure costs an attempt.) Importance is Taylor (|∂L/∂gate| of a gate on the neuron's
+pruned PAM 18–20% further (BENCHMARKS.md, issue 9). Pruning stops once the fraction falls below a
+floor. (Doubling the fraction back after a kept step pruned less: bigger steps failed more often,
+and each failure costs an attempt.) Importance is Taylor (|∂L/∂gate| of a gate on the neuron's
 output, averaged over batches; Molchanov et al. 2019) or the magnitude of the neuron's incoming
 weights."""
 
@@ -49,7 +46,7 @@ class PruneConfig:
     tolerance: float = 0.01  # allowed drop of any task's accuracy below its single-task network
     finetune_samples: int = 12_800  # training images seen between two pruning steps
     finetune_lr: float = 0.01
-    min_step_fraction: float = 0.02  # a failed step halves the fraction; below this floor, one neuron a step
+    min_step_fraction: float = 0.02  # a failed step halves the fraction; below this floor pruning stops
     max_steps: int = 30  # pruning attempts, failed ones included
     recovery_rounds: int = 2  # extra fine-tuning rounds a step gets to regain the tolerance before it is undone
     taylor_batches: int = 10
@@ -212,15 +209,6 @@ def prune_least_per_mac(net: GroupedNet, scores: dict[tuple[int, str], torch.Ten
     return remove_measured(net, picks)
 
 
-def costliest_prunable(net: GroupedNet, scores: dict[tuple[int, str], torch.Tensor],
-                       empty_groups: bool) -> tuple[int, str] | None:
-    """The group among ``scores``' whose one neuron costs the most subset-mean MACs and that can still
-    lose one, or None."""
-    costs = neuron_costs(net)
-    prunable = [key for key, score in scores.items() if len(score) > fewest_kept(key[1], empty_groups)]
-    return max(prunable, key=lambda key: costs[key], default=None)
-
-
 def unfrozen(scores: dict[tuple[int, str], torch.Tensor], frozen: set) -> dict[tuple[int, str], torch.Tensor]:
     return {key: score for key, score in scores.items() if key not in frozen}
 
@@ -306,15 +294,10 @@ def prune_to_tolerance(net: GroupedNet, train: Dataset, val: Dataset, normalizer
     accepted = copy.deepcopy(net)
     fraction, owed, accepted_owed = config.step_fraction, {}, {}
     frozen: set[tuple[int, str]] = set()  # groups whose one-neuron step broke the tolerance: pruned no further
-    probe: tuple[int, str] | None = None  # a group tried alone: the last failed step's costliest, or below the floor
+    probe: tuple[int, str] | None = None  # the costliest group of the last failed step, tried alone next
     for step in range(1, config.max_steps + 1):
         seed = derive_seed(train_config.seed, f"prune{step}")
         scores = importance(net, train, normalizer, objective, config, train_config.batch_size, seed)
-        below_floor = fraction < config.min_step_fraction
-        if below_floor:
-            probe = costliest_prunable(net, unfrozen(scores, frozen), config.empty_groups)
-            if probe is None:
-                break
         if probe is not None:
             removals = remove_measured(net, {probe: [int(torch.argmin(scores[probe]))]})
         elif config.allocation == "cost":
@@ -326,9 +309,8 @@ def prune_to_tolerance(net: GroupedNet, train: Dataset, val: Dataset, normalizer
             break
         accuracy, rounds = recover(net, train, val, normalizer, objective, reference, config, train_config, seed,
                                    teacher)
-        record = {"step": step, "fraction": None if below_floor else round(fraction, 4),
-                  "removed": sum(c for c, _ in removals.values()), "finetune_rounds": rounds,
-                  "macs": net.analytic_macs(list(range(net.num_tasks))),
+        record = {"step": step, "fraction": round(fraction, 4), "removed": sum(c for c, _ in removals.values()),
+                  "finetune_rounds": rounds, "macs": net.analytic_macs(list(range(net.num_tasks))),
                   "val_accuracy": accuracy, "within_tolerance": within(accuracy, reference, config.tolerance)}
         culprit = max(removals, key=lambda k: removals[k][1])
         name = f"layer {culprit[0]} {culprit[1]}"
@@ -347,8 +329,10 @@ def prune_to_tolerance(net: GroupedNet, train: Dataset, val: Dataset, normalizer
         if record["within_tolerance"]:
             accepted, accepted_owed = copy.deepcopy(net), dict(owed)
             continue
-        if not probed:  # a probe follows a failed step, which has halved the fraction, or is below the floor
+        if not probed:  # a failed probe follows a failed step, which has halved the fraction already
             fraction /= 2
+            if fraction < config.min_step_fraction:
+                break
             if record["removed"] > 1:
                 probe = culprit
         net, owed = copy.deepcopy(accepted), dict(accepted_owed)
