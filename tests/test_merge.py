@@ -361,28 +361,23 @@ def prune_against_unreachable(fashion_subset, config: PruneConfig) -> tuple[Grou
     return net, pruned, history
 
 
-def test_a_failed_step_is_undone_and_halves_the_fraction_until_a_failed_probe_explains_it(fashion_subset):
+def test_a_failed_step_is_undone_and_retried_at_half_the_fraction(fashion_subset):
     net, pruned, history = prune_against_unreachable(
         fashion_subset, PruneConfig(finetune_samples=64, max_steps=10, taylor_batches=1, recovery_rounds=0,
                                     min_step_fraction=0.02))
-    # each failed step is followed by its costliest group alone; that probe fails, freezes the group and
-    # restores the fraction, so the next step takes as much from the other groups, until all are frozen
-    assert [r["fraction"] for r in history] == [0.09, 0.045] * 4
+    # each failed step is followed by its costliest group alone; then 0.01125 falls below the floor
+    assert [r["fraction"] for r in history] == [0.09, 0.045, 0.045, 0.0225, 0.0225]
     assert not any(r["within_tolerance"] for r in history)
     steps, probes = history[::2], history[1::2]
     suspects = [r["suspect"] for r in steps]
-    assert suspects == [f"layer {layer} shared" for layer in range(4)]  # conv1 channels cost the most here
+    assert len(set(suspects)) == 3 and suspects[0] == "layer 0 shared"  # conv1 channels cost the most here
     assert all("frozen" not in r and "probe" not in r for r in steps)
     # a probe removes one neuron of the suspect, and only its failure stops that group
-    assert [(r["probe"], r["frozen"], r["removed"]) for r in probes] == [(s, s, 1) for s in suspects]
-    # each retry starts again from the last accepted network (the input) without the frozen groups
-    assert [r["removed"] for r in steps] == sorted((r["removed"] for r in steps), reverse=True)
+    assert [(r["probe"], r["frozen"], r["removed"]) for r in probes] == [(s, s, 1) for s in suspects[:2]]
+    # each retry starts again from the last accepted network (the input), so it removes fewer neurons
+    assert steps[0]["removed"] > steps[1]["removed"] and steps[0]["macs"] < steps[1]["macs"]
     assert pruned.widths == net.widths
-    assert [r["finetune_rounds"] for r in history] == [1] * 8  # recovery_rounds=0: one round, then undone
-    _, _, history = prune_against_unreachable(  # a failure that halves the fraction below the floor ends pruning
-        fashion_subset, PruneConfig(finetune_samples=64, max_steps=10, taylor_batches=1, recovery_rounds=0,
-                                    min_step_fraction=0.05))
-    assert [(r["fraction"], "suspect" in r) for r in history] == [(0.09, True)]
+    assert [r["finetune_rounds"] for r in history] == [1] * 5  # recovery_rounds=0: one round, then undone
 
 
 def test_a_suspect_that_stays_within_alone_is_kept_and_not_frozen(fashion_subset, monkeypatch):
@@ -401,14 +396,10 @@ def test_a_suspect_that_stays_within_alone_is_kept_and_not_frozen(fashion_subset
     monkeypatch.setattr(group_pruning, "prune_step", offered_groups)
     net, pruned, history = prune_against_unreachable(
         fashion_subset, PruneConfig(finetune_samples=64, max_steps=10, taylor_batches=1, min_step_fraction=0.02))
-    assert [r["within_tolerance"] for r in history] == [False, True] + [False] * 7
+    assert [r["within_tolerance"] for r in history] == [False, True, False, False, False]
     assert history[1]["probe"] == history[0]["suspect"] == "layer 0 shared" and "frozen" not in history[1]
     assert (0, "shared") in offered[1]  # the kept suspect is pruned on with the other groups
     assert history[3]["frozen"] == history[2]["suspect"]  # the second suspect, tried alone, fails
-    # a kept probe leaves the fraction halved; a failed one restores the fraction of the step it followed
-    assert [r["fraction"] for r in history] == [0.09, 0.045, 0.045, 0.0225, 0.045, 0.0225, 0.045, 0.0225, 0.045]
-    # with one group left the step takes one neuron: its failure freezes that group, and pruning ends
-    assert (history[-1]["removed"], history[-1]["frozen"], "probe" in history[-1]) == (1, "layer 0 shared", False)
     assert pruned.widths[0] == {**net.widths[0], "shared": net.widths[0]["shared"] - 1}
     assert pruned.widths[1:] == net.widths[1:]
 

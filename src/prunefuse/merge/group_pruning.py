@@ -9,11 +9,9 @@ is then tried alone, one neuron, and stops being pruned only if that fails too. 
 loses one whole channel at a time, and unless it is stopped the same channel breaks every retry
 while other layers still have slack; but stopping it on the evidence of a step that took neurons
 from every group froze five-task networks' shared conv groups early, and trying it alone first
-pruned PAM 18–20% further (BENCHMARKS.md, issue 9). A failed probe explains the step it followed,
-so that step's halving is undone and the next step takes as much from the groups left; a one-neuron
-step that fails freezes its group and keeps the fraction. Pruning stops once the fraction falls
-below a floor. (Doubling the fraction back after a kept step pruned less: bigger steps failed more
-often, and each failure costs an attempt.) Importance is Taylor (|∂L/∂gate| of a gate on the neuron's
+pruned PAM 18–20% further (BENCHMARKS.md, issue 9). Pruning stops once the fraction falls below a
+floor. (Doubling the fraction back after a kept step pruned less: bigger steps failed more often,
+and each failure costs an attempt.) Importance is Taylor (|∂L/∂gate| of a gate on the neuron's
 output, averaged over batches; Molchanov et al. 2019) or the magnitude of the neuron's incoming
 weights."""
 
@@ -48,7 +46,7 @@ class PruneConfig:
     tolerance: float = 0.01  # allowed drop of any task's accuracy below its single-task network
     finetune_samples: int = 12_800  # training images seen between two pruning steps
     finetune_lr: float = 0.01
-    min_step_fraction: float = 0.02  # a failed step of several neurons halves the fraction; below this, stop
+    min_step_fraction: float = 0.02  # a failed step halves the fraction; below this floor pruning stops
     max_steps: int = 30  # pruning attempts, failed ones included
     recovery_rounds: int = 2  # extra fine-tuning rounds a step gets to regain the tolerance before it is undone
     taylor_batches: int = 10
@@ -331,12 +329,11 @@ def prune_to_tolerance(net: GroupedNet, train: Dataset, val: Dataset, normalizer
         if record["within_tolerance"]:
             accepted, accepted_owed = copy.deepcopy(net), dict(owed)
             continue
-        if probed:  # the group now frozen explains the step the probe followed: that step's halving is undone
-            fraction *= 2
-        elif record["removed"] > 1:
+        if not probed:  # a failed probe follows a failed step, which has halved the fraction already
             fraction /= 2
             if fraction < config.min_step_fraction:
                 break
-            probe = culprit
+            if record["removed"] > 1:
+                probe = culprit
         net, owed = copy.deepcopy(accepted), dict(accepted_owed)
     return accepted, history
