@@ -11,9 +11,10 @@ while other layers still have slack; but stopping it on the evidence of a step t
 from every group froze five-task networks' shared conv groups early, and trying it alone first
 pruned PAM 18–20% further (BENCHMARKS.md, issue 9). Pruning stops once the fraction falls below a
 floor. (Doubling the fraction back after a kept step pruned less: bigger steps failed more often,
-and each failure costs an attempt.) Importance is Taylor (|∂L/∂gate| of a gate on the neuron's
-output, averaged over batches; Molchanov et al. 2019) or the magnitude of the neuron's incoming
-weights."""
+and each failure costs an attempt. Undoing the halving once a failed probe has frozen the group to
+blame pruned PAM 6% further on two tasks for a point of its test accuracy.) Importance is Taylor
+(|∂L/∂gate| of a gate on the neuron's output, averaged over batches; Molchanov et al. 2019) or the
+magnitude of the neuron's incoming weights."""
 
 from __future__ import annotations
 
