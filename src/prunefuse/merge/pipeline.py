@@ -49,7 +49,8 @@ class MergeConfig:
     methods: list[str] = field(default_factory=lambda: list(METHODS))
     single: TrainConfig = field(default_factory=lambda: TrainConfig(epochs=8, lr=0.05, schedule="cosine"))
     # joint training of a merged network before pruning: 12 epochs at 0.05 let PAM prune to 1.11 MFLOPs
-    # where 2 at 0.01 left it at 1.61, same singles and pruner (BENCHMARKS.md, issue 9)
+    # where 2 at 0.01 left it at 1.61, same singles and pruner; 48 epochs were 1.11x cheaper over twelve
+    # paired seeds, interval [0.91, 1.36], for four times the training (BENCHMARKS.md, issue 9)
     merge_epochs: int = 12
     merge_lr: float = 0.05
     calibration: int = 256  # validation images for the MI (PAM) and the Hessians (MTZ)
