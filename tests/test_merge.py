@@ -364,7 +364,7 @@ def prune_against_unreachable(fashion_subset, config: PruneConfig) -> tuple[Grou
 def test_a_failed_step_is_undone_and_retried_at_half_the_fraction(fashion_subset):
     net, pruned, history = prune_against_unreachable(
         fashion_subset, PruneConfig(finetune_samples=64, max_steps=10, taylor_batches=1, recovery_rounds=0,
-                                    min_step_fraction=0.02))
+                                    probe_rounds=0, min_step_fraction=0.02))
     # each failed step is followed by its costliest group alone; then 0.01125 falls below the floor
     assert [r["fraction"] for r in history] == [0.09, 0.045, 0.045, 0.0225, 0.0225]
     assert not any(r["within_tolerance"] for r in history)
@@ -377,7 +377,7 @@ def test_a_failed_step_is_undone_and_retried_at_half_the_fraction(fashion_subset
     # each retry starts again from the last accepted network (the input), so it removes fewer neurons
     assert steps[0]["removed"] > steps[1]["removed"] and steps[0]["macs"] < steps[1]["macs"]
     assert pruned.widths == net.widths
-    assert [r["finetune_rounds"] for r in history] == [1] * 5  # recovery_rounds=0: one round, then undone
+    assert [r["finetune_rounds"] for r in history] == [1] * 5  # no extra rounds: one round, then undone
 
 
 def test_a_suspect_that_stays_within_alone_is_kept_and_not_frozen(fashion_subset, monkeypatch):
@@ -404,14 +404,15 @@ def test_a_suspect_that_stays_within_alone_is_kept_and_not_frozen(fashion_subset
     assert pruned.widths[1:] == net.widths[1:]
 
 
-def test_recovery_rounds_from_the_command_line_bound_the_fine_tuning_of_a_failing_step(fashion_subset):
+def test_recovery_and_probe_rounds_from_the_command_line_bound_the_fine_tuning_of_a_failing_step(fashion_subset):
     from prunefuse.cli import build_parser
     from prunefuse.cli.merge import merge_config
 
-    args = build_parser().parse_args(["merge", "--out", "unused", "--recovery-rounds", "3", "--max-steps", "1",
-                                      "--finetune-samples", "64"])
+    args = build_parser().parse_args(["merge", "--out", "unused", "--recovery-rounds", "3", "--probe-rounds", "5",
+                                      "--max-steps", "2", "--finetune-samples", "64"])
     _, _, history = prune_against_unreachable(fashion_subset, merge_config(args).prune)
-    assert [r["finetune_rounds"] for r in history] == [4]  # the round after the step, then three more
+    # the round after the step, then three more; the one-neuron probe that follows gets five more
+    assert [(r["removed"] > 1, r["finetune_rounds"]) for r in history] == [(True, 4), (False, 6)]
 
 
 def test_every_group_shrinks_at_the_step_fraction_whatever_its_width():

@@ -106,6 +106,9 @@ def merge_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--recovery-rounds", type=NON_NEGATIVE_INT, default=dp.recovery_rounds,
                    help="extra fine-tuning rounds a step gets while a task is below the tolerance, before it is "
                    f"undone (default {dp.recovery_rounds})")
+    g.add_argument("--probe-rounds", type=NON_NEGATIVE_INT, default=dp.probe_rounds,
+                   help="the same for a step of one neuron, whose failure stops its group from being pruned "
+                   f"(default {dp.probe_rounds})")
     g.add_argument("--val-size", type=COUNT, help="held-out training images for the tolerance check: 5000 "
                    "(300 on digits)")
     g = p.add_argument_group("measurement")
@@ -130,7 +133,8 @@ def merge_config(args) -> MergeConfig:
     prune = PruneConfig(importance=args.importance, allocation=args.allocation, empty_groups=args.empty_groups,
                         step_fraction=args.step_fraction, tolerance=args.tolerance,
                         min_step_fraction=args.min_step_fraction, max_steps=args.max_steps,
-                        recovery_rounds=args.recovery_rounds, finetune_samples=pick("finetune_samples"),
+                        recovery_rounds=args.recovery_rounds, probe_rounds=args.probe_rounds,
+                        finetune_samples=pick("finetune_samples"),
                         vib_strength=args.vib_strength, vib_epochs=args.vib_epochs)
     return MergeConfig(data=DataSpec(args.dataset, args.data_dir, args.download, args.subset, args.seed),
                        tasks=args.tasks, arch=args.arch, width=args.width, methods=args.methods, single=single,
