@@ -107,8 +107,8 @@ def merge_arguments(p: argparse.ArgumentParser) -> None:
                    help="extra fine-tuning rounds a step gets while a task is below the tolerance, before it is "
                    f"undone (default {dp.recovery_rounds})")
     g.add_argument("--probe-rounds", type=NON_NEGATIVE_INT, default=dp.probe_rounds,
-                   help="the same for a step of one neuron, whose failure stops its group from being pruned "
-                   f"(default {dp.probe_rounds})")
+                   help="extra fine-tuning rounds a one-neuron step gets while a task is below the tolerance; "
+                   f"if it still fails, its group is pruned no further (default {dp.probe_rounds})")
     g.add_argument("--val-size", type=COUNT, help="held-out training images for the tolerance check: 5000 "
                    "(300 on digits)")
     g = p.add_argument_group("measurement")
