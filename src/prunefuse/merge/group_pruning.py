@@ -315,8 +315,9 @@ def prune_to_tolerance(net: GroupedNet, train: Dataset, val: Dataset, normalizer
         if not removals:  # every group is frozen or down to the neurons it keeps
             break
         removed = sum(c for c, _ in removals.values())
+        decisive = removed == 1  # a probe, or a step of one neuron: if it fails, that neuron's group is to blame
         accuracy, rounds = recover(net, train, val, normalizer, objective, reference, config, train_config,
-                                   config.probe_rounds if removed == 1 else config.recovery_rounds, seed, teacher)
+                                   config.probe_rounds if decisive else config.recovery_rounds, seed, teacher)
         record = {"step": step, "fraction": round(fraction, 4), "removed": removed,
                   "finetune_rounds": rounds, "macs": net.analytic_macs(list(range(net.num_tasks))),
                   "val_accuracy": accuracy, "within_tolerance": within(accuracy, reference, config.tolerance)}
@@ -325,7 +326,7 @@ def prune_to_tolerance(net: GroupedNet, train: Dataset, val: Dataset, normalizer
         if probe is not None:
             record["probe"] = name
         if not record["within_tolerance"]:
-            if record["removed"] == 1:  # a probe, or a step of one neuron: that neuron's group is to blame
+            if decisive:
                 frozen.add(culprit)
                 record["frozen"] = name
             else:
