@@ -27,7 +27,7 @@ from .args import (
 
 # 1,500 8x8 training images: small batches and small fine-tuning rounds.
 DIGITS_PRESET = {"epochs": 15, "batch_size": 64, "val_size": 300, "finetune_samples": 2000}
-DEFAULTS = {"epochs": 8, "batch_size": 128, "val_size": 5000, "finetune_samples": 12_800}
+DEFAULTS = {"epochs": MergeConfig().single.epochs, "batch_size": 128, "val_size": 5000, "finetune_samples": 12_800}
 
 
 def merge_arguments(p: argparse.ArgumentParser) -> None:
@@ -47,7 +47,7 @@ def merge_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", required=True, help="run directory")
     p.add_argument("--overwrite", action="store_true", help="replace a different run already in --out")
     g = p.add_argument_group("single-task training")
-    g.add_argument("--epochs", type=COUNT, help="8 (15 on digits)")
+    g.add_argument("--epochs", type=COUNT, help=f"{DEFAULTS['epochs']} (15 on digits)")
     g.add_argument("--batch-size", type=COUNT, help="128 (64 on digits)")
     g.add_argument("--lr", type=POSITIVE, default=0.05)
     g.add_argument("--schedule", default="cosine")
