@@ -52,6 +52,8 @@ class MergeConfig:
     # epochs, or 12 epochs of joint training, left the ratio a coin flip (BENCHMARKS.md, issue 9)
     single: TrainConfig = field(default_factory=lambda: TrainConfig(epochs=30, lr=0.05, schedule="cosine"))
     merge_epochs: int = 48
+    # the joint training's peak rate: 12 epochs at 0.05 let PAM prune to 1.11 MFLOPs where 2 at 0.01 left it
+    # at 1.61, same singles and pruner (BENCHMARKS.md, issue 9)
     merge_lr: float = 0.05
     calibration: int = 256  # validation images for the MI (PAM) and the Hessians (MTZ)
     alpha_conv: float | None = None  # MI threshold, nats per label variable (None: the chance level)
