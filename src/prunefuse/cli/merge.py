@@ -27,7 +27,14 @@ from .args import (
 
 # 1,500 8x8 training images: small batches and small fine-tuning rounds.
 DIGITS_PRESET = {"epochs": 15, "batch_size": 64, "val_size": 300, "finetune_samples": 2000}
-DEFAULTS = {"epochs": MergeConfig().single.epochs, "batch_size": 128, "val_size": 5000, "finetune_samples": 12_800}
+_config = MergeConfig()
+DEFAULTS = {"epochs": _config.single.epochs, "batch_size": _config.single.batch_size, "val_size": _config.val_size,
+            "finetune_samples": _config.prune.finetune_samples}
+
+
+def preset_default(name: str) -> str:
+    """Help text for an option whose default differs on digits."""
+    return f"{DEFAULTS[name]} ({DIGITS_PRESET[name]} on digits)"
 
 
 def merge_arguments(p: argparse.ArgumentParser) -> None:
@@ -47,8 +54,8 @@ def merge_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", required=True, help="run directory")
     p.add_argument("--overwrite", action="store_true", help="replace a different run already in --out")
     g = p.add_argument_group("single-task training")
-    g.add_argument("--epochs", type=COUNT, help=f"{DEFAULTS['epochs']} (15 on digits)")
-    g.add_argument("--batch-size", type=COUNT, help="128 (64 on digits)")
+    g.add_argument("--epochs", type=COUNT, help=preset_default("epochs"))
+    g.add_argument("--batch-size", type=COUNT, help=preset_default("batch_size"))
     g.add_argument("--lr", type=POSITIVE, default=0.05)
     g.add_argument("--schedule", default="cosine")
     g.add_argument("--device", default="auto")
@@ -102,15 +109,15 @@ def merge_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--max-steps", type=NON_NEGATIVE_INT, default=dp.max_steps,
                    help="pruning attempts, failed ones included")
     g.add_argument("--finetune-samples", type=COUNT,
-                   help="images per fine-tuning round after a step: 12800 (2000 on digits)")
+                   help=f"images per fine-tuning round after a step: {preset_default('finetune_samples')}")
     g.add_argument("--recovery-rounds", type=NON_NEGATIVE_INT, default=dp.recovery_rounds,
                    help="extra fine-tuning rounds a step gets while a task is below the tolerance, before it is "
                    f"undone (default {dp.recovery_rounds})")
     g.add_argument("--probe-rounds", type=NON_NEGATIVE_INT, default=dp.probe_rounds,
                    help="extra fine-tuning rounds a one-neuron step gets while a task is below the tolerance; "
                    f"if it still fails, its group is pruned no further (default {dp.probe_rounds})")
-    g.add_argument("--val-size", type=COUNT, help="held-out training images for the tolerance check: 5000 "
-                   "(300 on digits)")
+    g.add_argument("--val-size", type=COUNT, help="held-out training images for the tolerance check: "
+                   f"{preset_default('val_size')}")
     g = p.add_argument_group("measurement")
     g.add_argument("--latency-batches", type=number_list(1, integer=True), default=d.latency_batches,
                    help="batch sizes whose forward latency is measured for every subset (default 1,64)")
