@@ -91,6 +91,8 @@ def table(rows: list[dict]) -> None:
 
 def geometric_interval_text(ratios: list[float]) -> str:
     """The geometric mean of ``ratios`` with the t-interval of their logs, mapped back: FLOPs ratios
-    multiply, so their spread over seeds is read on a log scale."""
+    multiply, so their spread over seeds is read on a log scale. One ratio has no interval."""
     i = mean_interval([math.log(v) for v in ratios])
+    if i.n < 2:
+        return f"{math.exp(i.mean):.3f}"
     return f"{math.exp(i.mean):.3f} [{math.exp(i.low):.3f}, {math.exp(i.high):.3f}]"

@@ -69,7 +69,8 @@ def main() -> None:
     summary = {k: geometric_interval_text([r[k] for r in rows]) for k in keys}
     for key in (accuracy_key, drop_key):
         summary[key] = mean_interval([r[key] for r in rows]).text(scale=1)
-    print(f"Over {len(rows)} seeds, geometric mean of the ratios and mean of the accuracy columns, [95% interval]:\n")
+    seeds_text = f"{len(rows)} seed{'s' * (len(rows) > 1)}"
+    print(f"Over {seeds_text}, geometric mean of the ratios and mean of the accuracy columns, [95% interval]:\n")
     table([summary])
 
 
