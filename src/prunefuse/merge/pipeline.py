@@ -48,7 +48,7 @@ class MergeConfig:
     width: float = 1.0
     methods: list[str] = field(default_factory=lambda: list(METHODS))
     # single networks trained near convergence, as in the paper, and 48 epochs of joint training: on two
-    # tasks PAM became cheaper than no merging at every one of six paired seeds; single networks of 8
+    # tasks PAM became cheaper than no merging at every one of eight paired seeds; single networks of 8
     # epochs, or 12 epochs of joint training, left the ratio a coin flip (BENCHMARKS.md, issue 9)
     single: TrainConfig = field(default_factory=lambda: TrainConfig(epochs=30, lr=0.05, schedule="cosine"))
     merge_epochs: int = 48
