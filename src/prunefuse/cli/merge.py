@@ -27,9 +27,9 @@ from .args import (
 
 # 1,500 8x8 training images: small batches and small fine-tuning rounds.
 DIGITS_PRESET = {"epochs": 15, "batch_size": 64, "val_size": 300, "finetune_samples": 2000}
-_config = MergeConfig()
-DEFAULTS = {"epochs": _config.single.epochs, "batch_size": _config.single.batch_size, "val_size": _config.val_size,
-            "finetune_samples": _config.prune.finetune_samples}
+DEFAULT_CONFIG = MergeConfig()
+DEFAULTS = {"epochs": DEFAULT_CONFIG.single.epochs, "batch_size": DEFAULT_CONFIG.single.batch_size,
+            "val_size": DEFAULT_CONFIG.val_size, "finetune_samples": DEFAULT_CONFIG.prune.finetune_samples}
 
 
 def preset_default(name: str) -> str:
@@ -38,7 +38,7 @@ def preset_default(name: str) -> str:
 
 
 def merge_arguments(p: argparse.ArgumentParser) -> None:
-    d, dp = MergeConfig(), PruneConfig()
+    d, dp = DEFAULT_CONFIG, DEFAULT_CONFIG.prune
     add_data_arguments(p)
     p.add_argument("--tasks", default=d.tasks, help="class sets, e.g. 0-4,5-9 or 0-1,2-3,4-5,6-7,8-9 (1+3+7 lists "
                    "single classes): task t classifies its classes plus 'other'; on an attribute dataset "
