@@ -85,7 +85,7 @@ def merge_arguments(p: argparse.ArgumentParser) -> None:
                    f"{MergeConfig.kd_temperature})")
     g.add_argument("--shared-width", type=WIDTH, default=d.shared_width,
                    help="the all-shared baseline's trunk width, relative to one single-task network (default 1)")
-    g.add_argument("--shared-epochs", type=COUNT, help="the all-shared baseline's training (default: --epochs)")
+    g.add_argument("--shared-epochs", type=COUNT, help="the all-shared baseline's training (default: twice --epochs)")
     g.add_argument("--mtz-share", type=number(0, 1, closed="right"), default=d.mtz_share,
                    help="fraction of neurons MTZ zips per layer")
     g = p.add_argument_group("pruning (the same for every method)")
