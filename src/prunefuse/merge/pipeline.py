@@ -66,7 +66,7 @@ class MergeConfig:
     shared_width: float = 1.0  # the all-shared trunk's width, relative to one single-task network
     # the all-shared trunk's training (None: twice a single network's epochs). One trunk for all tasks
     # trained as long as one single network stays below them and prunes little; twice as long, it
-    # starts above them on two tasks and prunes to half the cost (BENCHMARKS.md, issue 9)
+    # starts above them on two tasks and prunes to about half the cost (BENCHMARKS.md, issue 9)
     shared_epochs: int | None = None
     # joint training and pruning fine-tunes also learn each task's head from its single-task network;
     # nomerge's networks learn from their unpruned selves. Off: it lowered accuracy (BENCHMARKS.md, issue 9)
