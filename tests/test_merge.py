@@ -676,7 +676,9 @@ def test_merge_run_writes_results_for_every_method_and_subset(fashion_merge):
     assert set(saved["ratios"]) == {"nomerge/pam", "shared/pam", "mtz/pam"}
     for name in ("config.json", "report.md", "flops_per_subset.png", "metrics.jsonl"):
         assert (out / name).is_file()
-    assert json.loads((out / "config.json").read_text())["config"]["tasks"] == "0-4,5-9"
+    saved_config = json.loads((out / "config.json").read_text())["config"]
+    assert saved_config["tasks"] == "0-4,5-9"
+    assert saved_config["shared_epochs"] == 4  # the trunk's default, twice the singles' 2, as it ran
     epochs = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
     single = [(r["task"], r["epoch"]) for r in epochs if r["phase"] == "single_epoch"]
     joint = [(r["method"], r["epoch"], r["epochs"]) for r in epochs if r["phase"] == "joint"]
