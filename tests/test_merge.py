@@ -1,5 +1,6 @@
 import json
 import math
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -62,6 +63,14 @@ def test_tasks_parse_and_label_with_other():
 def test_bad_tasks_are_refused(text, message):
     with pytest.raises(UserError, match=message):
         TaskSet.parse(text, num_classes=10)
+
+
+def test_the_trunks_default_epochs_follow_the_singles_and_are_recorded_only_when_the_trunk_runs():
+    config = MergeConfig(single=TrainConfig(epochs=3))
+    assert config.trunk_epochs == 6 and config.to_dict()["shared_epochs"] == 6
+    assert replace(config, single=TrainConfig(epochs=5)).to_dict()["shared_epochs"] == 10
+    assert replace(config, shared_epochs=4).to_dict()["shared_epochs"] == 4
+    assert replace(config, methods=["pam", "nomerge"]).to_dict()["shared_epochs"] is None
 
 
 # --- mutual information ----------------------------------------------------------------------------

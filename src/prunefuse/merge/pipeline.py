@@ -93,8 +93,6 @@ class MergeConfig:
                             "add shared to --methods")
         if self.shared_epochs is not None and self.shared_epochs < 1:
             raise UserError(f"--shared-epochs {self.shared_epochs} must be at least 1")
-        if self.shared_epochs is None and "shared" in self.methods:
-            self.shared_epochs = 2 * self.single.epochs  # resolved here, so that config.json says what ran
         self.single = replace(self.single, kd_alpha=self.kd_alpha, kd_temperature=self.kd_temperature)
         if not 0 < self.mtz_share <= 1:
             raise UserError(f"--mtz-share {self.mtz_share} is out of range; use a fraction in (0, 1]")
@@ -114,8 +112,16 @@ class MergeConfig:
             raise UserError("--joint needs the single-task networks it was merged from; pass --checkpoints "
                             "with the singles/taskN of the run that made it")
 
+    @property
+    def trunk_epochs(self) -> int:
+        return self.shared_epochs or 2 * self.single.epochs
+
     def to_dict(self) -> dict:
-        return asdict(self)
+        """The settings as a run ran them: the trunk's default epochs resolved, so config.json says how many."""
+        every = asdict(self)
+        if "shared" in self.methods:
+            every["shared_epochs"] = self.trunk_epochs
+        return every
 
 
 def joint_settings(config: MergeConfig, method: str) -> dict:
@@ -297,7 +303,7 @@ class MergeRun:
                   **(self.below_singles(net) if method != "shared" else {})})
         log = self.epoch_logger(phase="joint", method=method)
         if method == "shared":  # trained from scratch, by default twice as long as a single network
-            self.joint_finetune(net, self.config.shared_epochs, self.config.single.lr,
+            self.joint_finetune(net, self.config.trunk_epochs, self.config.single.lr,
                                 self.config.single.schedule, on_epoch=log)
         else:
             self.joint_finetune(net, self.config.merge_epochs, self.config.merge_lr, on_epoch=log)
