@@ -303,8 +303,8 @@ class MergeRun:
                   **(self.below_singles(net) if method != "shared" else {})})
         log = self.epoch_logger(phase="joint", method=method)
         if method == "shared":  # trained from scratch, by default twice as long as a single network
-            self.joint_finetune(net, self.config.trunk_epochs, self.config.single.lr,
-                                self.config.single.schedule, on_epoch=log)
+            self.joint_finetune(net, self.config.trunk_epochs, self.config.single.lr, self.config.single.schedule,
+                                on_epoch=log)
         else:
             self.joint_finetune(net, self.config.merge_epochs, self.config.merge_lr, on_epoch=log)
         return net
