@@ -219,6 +219,17 @@ def test_compare_refuses_a_repeated_seed_or_method(tmp_path, capsys, flag, value
     assert not (tmp_path / "c").exists()
 
 
+@pytest.mark.parametrize("args,words", [
+    (["compare", "--methods", "random", "--seeds", "0", "--pool-size", "200", "--budgets", "99999999"],
+     "budget 99999999 asks for 99999999 samples but the pool holds 200"),
+    (["merge", "--checkpoints", "singles/task0"], "1 checkpoints for 2 tasks"),
+])
+def test_input_refused_by_a_command_leaves_no_run_that_would_refuse_the_corrected_command(tmp_path, capsys,
+                                                                                      args, words):
+    assert_refused(capsys, cli(*args, "--out", tmp_path / "out"), words)
+    assert not (tmp_path / "out").exists()
+
+
 @pytest.mark.parametrize("state,words", [
     ({}, "not a run state"), ([], "not a run state"),
     ({"steps": {}, "labeled": [{"index": 10**6, "round": 0, "score": 0.0}]}, "outside the pool"),

@@ -545,6 +545,13 @@ def test_predict_refuses_images_the_model_cannot_take(fashion_folder, tmp_path, 
     assert cli("fit", "--pool", images, "--labels", labels, "--out", out, "--epochs", 1, "--steps", 0,
                "--kd", "--fill", "init", "--quiet") == 0
     assert json.loads((out / "results.json").read_text())["kd"] is True
+    other = tmp_path / "other.npz"  # the same ids, but not the images the workspace was made from
+    np.savez(other, x=np.zeros((len(ids), 8, 8), np.uint8), ids=np.array(ids))
+    assert_refused(capsys, cli("fit", "--pool", other, "--labels", labels, "--out", tmp_path / "again", "--quiet"),
+                   "selector workspace of 'prunefuse select'", "input_shape", "--pool and --classes")
+    assert not (tmp_path / "again").exists()
+    assert_refused(capsys, cli("select", "--pool", other, "--labels", labels, "--budget", 2, "--out",
+                               tmp_path / "q2.csv", *TINY_SELECTOR), "choose another --workspace", "--overwrite")
     rgb = tmp_path / "rgb.npz"
     np.savez(rgb, x=np.zeros((3, 28, 28, 3), np.uint8))
     assert_refused(capsys, cli("predict", "--model", out, "--images", rgb, "--out", tmp_path / "p.csv"),

@@ -1,3 +1,5 @@
+import os
+
 import pytest
 import torch
 
@@ -112,6 +114,18 @@ def test_corrupt_checkpoint_is_reported(tmp_path):
     (tmp_path / "model.safetensors").write_bytes(b"\x00" * 10)
     with pytest.raises(UserError, match="not a readable safetensors"):
         checkpoint.load_model(tmp_path / "model")
+
+
+@pytest.mark.parametrize("umask,mode", [(0o022, 0o644), (0o077, 0o600)])
+def test_an_atomically_written_file_gets_the_mode_the_users_umask_gives(tmp_path, umask, mode):
+    old = os.umask(umask)
+    try:
+        write_text(tmp_path / "results.json", "{}")
+        checkpoint.save(tmp_path / "model", models.create("lenet5", 2, 1, 8), {})  # safetensors writes 0600
+    finally:
+        os.umask(old)
+    for name in ("results.json", "model.safetensors", "model.json"):
+        assert (tmp_path / name).stat().st_mode & 0o777 == mode, name
 
 
 def test_atomic_write_keeps_old_file_when_writing_fails(tmp_path):

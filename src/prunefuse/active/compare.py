@@ -11,7 +11,7 @@ from ..io.storage import write_json
 from ..pruning.fusion import FILLS, SCOPES
 from ..validation import check_number, check_seed
 from .config import METHODS, ActiveConfig
-from .loop import run_active
+from .loop import ActiveRun, run_active
 from .report import write_comparison_report
 
 SUFFIXES = ("nofusion", "nokd", "kd", *FILLS, *SCOPES)
@@ -69,6 +69,8 @@ def compare(methods: list[str], seeds: list[int], base: ActiveConfig, out: str |
     for seed in seeds:
         check_seed("seed", seed)
     configs = [(m, parse_method(m, base)) for m in methods]
+    for label, cfg in configs:  # bad data, budgets or architecture are refused before the folder is claimed
+        ActiveRun(replace(cfg, seed=seeds[0]), out / label / f"seed{seeds[0]}", quiet)
     # The folder records the base config (methods and seeds may grow); each run locks its own folder,
     # so processes that run disjoint seeds into one --out can share it.
     RunDirectory.claim(out, "compare", {"base": replace(base, seed=0).to_dict()}, overwrite=overwrite, lock=False,

@@ -128,7 +128,7 @@ def to_count(value: float, pool: int, what: str) -> int:
     check_number(what, value, 0, closed="neither")
     count = int(round(value * pool)) if value < 1 else int(value)
     if count > pool:
-        raise UserError(f"{what} {value:g} asks for {count} samples but the pool holds {pool}; lower it or use a "
+        raise UserError(f"{what} {value:.15g} asks for {count} samples but the pool holds {pool}; lower it or use a "
                         "larger pool")
     return max(count, 1)
 

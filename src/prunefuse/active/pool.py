@@ -108,10 +108,10 @@ class Workspace:
         return {**checkpoint.model_spec(self.config.arch, len(self.classes), (c, h, h)), "classes": self.classes,
                 "normalizer": vars(self.normalizer), "image_size": self.config.image_size}
 
-    def claim(self, overwrite: bool = False) -> RunDirectory:
+    def claim(self, overwrite: bool = False, hint: str | None = None) -> RunDirectory:
         settings = self.settings()
         settings.pop("selection")  # the strategy may change between rounds
-        return RunDirectory.claim(self.path, "pool", settings, overwrite=overwrite)
+        return RunDirectory.claim(self.path, "pool", settings, overwrite=overwrite, flag="--workspace", hint=hint)
 
     def initial_networks(self) -> tuple[torch.nn.Module, torch.nn.Module, ChannelMap]:
         """θ at init and its pruned selector, made once (seeded) and read back in every later round."""
@@ -275,7 +275,9 @@ def fit_from_pool(pool_path: str | Path, labels_path: str | Path, out: str | Pat
     run_config = {"fit": asdict(settings), "workspace": space.settings(),
                   "labels": labels_digest([space.pool.ids[p] for p in positions], names)}
     out = Path(out)
-    with RunDirectory.claim(out, "fit", run_config, overwrite=overwrite), space.claim():
+    # The workspace first: a pool it was not made from is refused before --out is claimed.
+    with space.claim(hint="pass the --pool and --classes that prunefuse select used with it"), \
+            RunDirectory.claim(out, "fit", run_config, overwrite=overwrite):
         if (out / "results.json").is_file():
             return read_json(out / "results.json")
         start = time.perf_counter()

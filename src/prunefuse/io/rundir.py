@@ -25,7 +25,7 @@ from .storage import append_jsonl, json_text, read_json, write_file
 
 FORMAT_VERSION = 2
 LOCK = ".lock"
-OUT_HINT = "choose another --out, or pass --overwrite to start afresh there"
+KINDS = {"pool": "a selector workspace of 'prunefuse select'"}  # commands a user never types
 
 
 def environment() -> dict:
@@ -116,29 +116,34 @@ def stored_config(saved: dict) -> dict | None:
 class RunDirectory:
     """The directory one command's run owns. ``claim`` checks and locks it; ``release`` unlocks it."""
 
-    def __init__(self, path: str | os.PathLike, command: str, config: dict, upgrade: Callable | None = None):
+    def __init__(self, path: str | os.PathLike, command: str, config: dict, upgrade: Callable | None = None,
+                 flag: str = "--out", hint: str | None = None):
         self.path, self.command, self.config, self.upgrade = Path(path), command, config, upgrade
+        self.flag, self.hint = flag, hint or f"choose another {flag}, or pass --overwrite to start afresh there"
+        self.kind = KINDS.get(command, f"a 'prunefuse {command}' run")
         self.locked = False
 
     @classmethod
     def claim(cls, path: str | os.PathLike, command: str, config: dict, *, overwrite: bool = False,
-              extra: dict | None = None, lock: bool = True, upgrade: Callable | None = None) -> RunDirectory:
+              extra: dict | None = None, lock: bool = True, upgrade: Callable | None = None, flag: str = "--out",
+              hint: str | None = None) -> RunDirectory:
         """Make ``path`` this run's directory: empty or new, or one the same command made with the same
         config (its finished steps are then reused). Another config or command, a folder prunefuse did
         not make, or a live lock is refused with a one-line error before anything is written.
         ``upgrade`` reads a saved config into today's schema (fields added since take their defaults,
-        which keep the behaviour of the version that wrote it) before the two are compared."""
+        which keep the behaviour of the version that wrote it) before the two are compared. ``flag`` is the
+        option that named ``path``, and ``hint`` what a refused user should do instead (by default: another
+        ``flag`` or ``--overwrite``)."""
         from ..distributed import barrier, is_main
 
-        run = cls(path, command, config, upgrade)
+        run = cls(path, command, config, upgrade, flag, hint)
         if is_main():
             run.check(overwrite)
             try:
                 if lock:
                     run.lock()
             except OSError as e:
-                raise UserError(f"--out {run.path}: cannot write there ({e.strerror or e}); choose a directory you "
-                                "can write") from None
+                raise run.unwritable(e) from None
             try:
                 if overwrite:
                     run.clear()
@@ -152,13 +157,16 @@ class RunDirectory:
                                                           "environment": environment()})
             except OSError as e:
                 run.release()
-                raise UserError(f"--out {run.path}: cannot write there ({e.strerror or e}); choose a directory you "
-                                "can write") from None
+                raise run.unwritable(e) from None
             except BaseException:
                 run.release()
                 raise
         barrier()
         return run
+
+    def unwritable(self, e: OSError) -> UserError:
+        return UserError(f"{self.flag} {self.path}: cannot write there ({e.strerror or e}); choose a directory you "
+                         "can write")
 
     def saved(self) -> dict | None:
         path = self.path / "config.json"
@@ -167,35 +175,35 @@ class RunDirectory:
         try:
             saved = read_json(path)
         except (ValueError, OSError) as e:
-            raise UserError(f"{path}: damaged ({e}); {OUT_HINT}") from None
+            raise UserError(f"{path}: damaged ({e}); {self.hint}") from None
         if not isinstance(saved, dict) or not isinstance(saved.get("command"), str):
-            raise UserError(f"{path}: not a prunefuse config (no command); {OUT_HINT}")
+            raise UserError(f"{path}: not a prunefuse config (no command); {self.hint}")
         return saved
 
     def check(self, overwrite: bool) -> None:
-        check_writable_dir(self.path)
+        check_writable_dir(self.path, self.flag)
         if not self.path.is_dir() or not any(self.path.iterdir()):
             return
         saved = self.saved()
         if saved is None:
             raise UserError(f"{self.path} is not empty and holds no prunefuse run (no config.json); choose an "
-                            "empty or new --out")
+                            f"empty or new {self.flag}")
         if overwrite:
             return
         if saved["command"] != self.command:
-            raise UserError(f"{self.path} holds the output of 'prunefuse {saved['command']}', not of "
-                            f"'prunefuse {self.command}'; {OUT_HINT}")
+            theirs = KINDS.get(saved["command"], f"the output of 'prunefuse {saved['command']}'")
+            raise UserError(f"{self.path} holds {theirs}, not {self.kind}; {self.hint}")
         theirs = stored_config(saved)
         if self.upgrade is not None and theirs is not None:
             try:
                 theirs = self.upgrade(theirs)
             except UserError as e:
-                raise UserError(f"{self.path} holds a 'prunefuse {self.command}' run whose config cannot be read "
-                                f"({e}); {OUT_HINT}") from None
+                raise UserError(f"{self.path} holds {self.kind} whose config cannot be read "
+                                f"({e}); {self.hint}") from None
         keys = differing_keys(theirs, self.config)
         if keys:
-            raise UserError(f"{self.path} holds a 'prunefuse {self.command}' run with another config "
-                            f"({describe(keys, theirs or {}, self.config)}); {OUT_HINT}")
+            raise UserError(f"{self.path} holds {self.kind} with another config "
+                            f"({describe(keys, theirs or {}, self.config)}); {self.hint}")
 
     def clear(self) -> None:
         """Remove what an earlier run left here (only a prunefuse run directory gets here)."""
@@ -219,7 +227,7 @@ class RunDirectory:
                 owner = read_lock(lock)
                 if owner is not None and owner_alive(owner):
                     raise UserError(f"{self.path} is in use by process {owner['pid']} on {owner['host']}; wait for "
-                                    f"it to finish or choose another --out (if that process is gone, delete "
+                                    f"it to finish or choose another {self.flag} (if that process is gone, delete "
                                     f"{lock})") from None
                 lock.unlink(missing_ok=True)  # a stale lock: its owner died (kill -9)
                 continue

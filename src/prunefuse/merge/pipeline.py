@@ -239,7 +239,6 @@ class MergeRun:
         """The merged networks of ``paths``, by method, after checking, before any work, that this run
         would have made them: the same single networks and the settings their methods depend on."""
         nets: dict[str, GroupedNet] = {}
-        self.singles = self.load_singles(self.config.checkpoints)  # read once, before the run directory is claimed
         digest = checkpoint.weights_digest(self.singles)
         for path in paths:
             net, meta = checkpoint.load_model(path)
@@ -351,6 +350,8 @@ class MergeRun:
     def run(self) -> dict:
         """Check the data, claim ``out`` (refused if it holds another run), then merge and measure."""
         self.load_data()
+        if self.config.checkpoints:  # read once, and refused before the run directory is claimed
+            self.singles = self.load_singles(self.config.checkpoints)
         self.joint = self.load_joint(self.config.joint) if self.config.joint else {}
         with RunDirectory.claim(self.out, "merge", self.config.to_dict(), overwrite=self.overwrite):
             self.metrics.unlink(missing_ok=True)

@@ -37,6 +37,12 @@ def prune_to_directory(out: str | Path, ratio: float, *, arch: str | None = None
     base_map = None
     if checkpoint_path:
         model, meta = checkpoint.load_model(checkpoint_path)
+        if "grouped" in meta:
+            raise UserError(f"{checkpoint_path} is a network from 'prunefuse merge', which prunes its own; pass a "
+                            "zoo model's checkpoint (from prunefuse train, fit or prune)")
+        if arch and arch != meta["arch"]:
+            raise UserError(f"{checkpoint_path} holds a {meta['arch']}, not the --arch {arch} asked for; drop --arch "
+                            "or pass a checkpoint of that architecture")
         shape, arch, width = tuple(meta["input_shape"]), meta["arch"], meta.get("width", 1.0)
         base_map = ChannelMap.from_dict(meta["channel_map"]) if meta.get("channel_map") else None
         num_classes = meta["num_classes"]
