@@ -275,6 +275,9 @@ def test_resume_refuses_a_damaged_config(finished_run, tmp_path, capsys, edit):
     (["run", "--test-size", "0"], "--test-size"), (["run", "--kd-alpha", "1.5"], "--kd-alpha"),
     (["run", "--kd-temperature", "0"], "--kd-temperature"), (["run", "--round-to", "0"], "--round-to"),
     (["prune", "--arch", "preact8", "--ratio", "1.5", "--out", "x"], "--ratio"),
+    (["select", "--pool", "p", "--labels", "l", "--budget", "1", "--out", "q", "--classes", "cat,dog,cat"],
+     "--classes: 'cat,dog,cat' names cat twice"),
+    (["train", "--device", "mps", "--out", "x"], "unknown device 'mps'"),
 ])
 def test_bad_numbers_are_one_line_at_parse_time(capsys, args, words):
     assert_refused(capsys, cli(*args), words)

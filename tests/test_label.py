@@ -550,6 +550,11 @@ def test_predict_refuses_images_the_model_cannot_take(fashion_folder, tmp_path, 
     assert_refused(capsys, cli("fit", "--pool", other, "--labels", labels, "--out", tmp_path / "again", "--quiet"),
                    "selector workspace of 'prunefuse select'", "input_shape", "--pool and --classes")
     assert not (tmp_path / "again").exists()
+    work = tmp_path / "prunefuse-work"
+    before = (work / "attempts.jsonl").read_text()
+    for target, words in ((tmp_path / "labels.csv", "is a file"), (work, "is the selector workspace")):
+        assert_refused(capsys, cli("fit", "--pool", images, "--labels", labels, "--out", target, "--quiet"), words)
+    assert (work / "attempts.jsonl").read_text() == before  # a refused fit leaves the workspace as it was
     assert_refused(capsys, cli("select", "--pool", other, "--labels", labels, "--budget", 2, "--out",
                                tmp_path / "q2.csv", *TINY_SELECTOR), "choose another --workspace", "--overwrite")
     rgb = tmp_path / "rgb.npz"

@@ -823,17 +823,21 @@ def test_merge_distils_from_the_single_networks_and_widens_the_shared_trunk(fash
     assert all(w["shared"] <= n for w, n in zip(results["methods"]["shared"]["widths"], [9, 24, 180, 126], strict=True))
 
 
-def test_checkpoints_of_different_architectures_are_refused(fashion_merge, tmp_path, capsys):
+def test_checkpoints_of_another_architecture_than_arch_are_refused(fashion_merge, tmp_path, capsys):
     out, _ = fashion_merge
     for name in ("task0.safetensors", "task0.json", "task1.safetensors", "task1.json"):
         (tmp_path / name).write_bytes((out / "singles" / name).read_bytes())
     meta = json.loads((tmp_path / "task1.json").read_text())
     (tmp_path / "task1.json").write_text(json.dumps({**meta, "arch": "vgg11"}))
-    code = main(["merge", "--dataset", "fashion-mnist", "--subset", "1200", "--val-size", "300",
-                 "--checkpoints", f"{tmp_path / 'task0'},{tmp_path / 'task1'}", "--out", str(tmp_path / "x"),
-                 "--quiet"])
-    err = capsys.readouterr().err
-    assert code == 2 and "arch vgg11" in err and len(err.strip().splitlines()) == 1
+    flags = ["merge", "--dataset", "fashion-mnist", "--subset", "1200", "--val-size", "300", "--out",
+             str(tmp_path / "x"), "--quiet"]
+    for checkpoints, arch, words in (((tmp_path / "task0", tmp_path / "task1"), [], "task1 holds a vgg11"),
+                                     ((out / "singles" / "task0", out / "singles" / "task1"), ["--arch", "vgg11"],
+                                      "holds a lenet5, not the --arch vgg11 asked for")):
+        code = main([*flags, *arch, "--checkpoints", ",".join(map(str, checkpoints))])
+        err = capsys.readouterr().err
+        assert code == 2 and words in err and len(err.strip().splitlines()) == 1, err
+    assert not (tmp_path / "x").exists()
 
 
 @pytest.mark.parametrize("args, message", [
@@ -852,6 +856,7 @@ def test_checkpoints_of_different_architectures_are_refused(fashion_merge, tmp_p
     (["--shared-epochs", "30", "--methods", "pam,nomerge"], "without the shared method"),
     (["--min-step-fraction", "0.5"], "minimum step fraction"),
     (["--val-size", "5000"], "--val-size"),
+    (["--device", "mps"], "unknown device 'mps'"),
     (["--joint", "run/pam/joint"], "--joint needs the single-task networks"),
 ])
 def test_merge_bad_input_gets_one_line_and_exit_2(args, message, tmp_path, capsys):
@@ -861,4 +866,4 @@ def test_merge_bad_input_gets_one_line_and_exit_2(args, message, tmp_path, capsy
         code = e.code
     err = capsys.readouterr().err
     assert code == 2 and message in err and len(err.strip().splitlines()) == 1
-    assert not Path(tmp_path / "run" / "results.json").exists()
+    assert not (tmp_path / "run").exists()  # nothing left that would refuse the corrected command

@@ -1,4 +1,5 @@
 import os
+from pathlib import Path
 
 import pytest
 import torch
@@ -116,7 +117,7 @@ def test_corrupt_checkpoint_is_reported(tmp_path):
         checkpoint.load_model(tmp_path / "model")
 
 
-@pytest.mark.parametrize("umask,mode", [(0o022, 0o644), (0o077, 0o600)])
+@pytest.mark.parametrize("umask,mode", [(0o022, 0o644), (0o027, 0o640), (0o277, 0o400)])
 def test_an_atomically_written_file_gets_the_mode_the_users_umask_gives(tmp_path, umask, mode):
     old = os.umask(umask)
     try:
@@ -126,6 +127,13 @@ def test_an_atomically_written_file_gets_the_mode_the_users_umask_gives(tmp_path
         os.umask(old)
     for name in ("results.json", "model.safetensors", "model.json"):
         assert (tmp_path / name).stat().st_mode & 0o777 == mode, name
+
+
+def test_a_file_that_cannot_be_written_is_a_one_line_error(tmp_path):
+    (tmp_path / "a_file").write_text("x")
+    for path in (tmp_path / "a_file" / "results.json", Path("/proc/prunefuse.csv")):  # /proc refuses even root
+        with pytest.raises(UserError, match=f"{path}: cannot write it"):
+            write_text(path, "{}")
 
 
 def test_atomic_write_keeps_old_file_when_writing_fails(tmp_path):

@@ -275,7 +275,9 @@ def fit_from_pool(pool_path: str | Path, labels_path: str | Path, out: str | Pat
     run_config = {"fit": asdict(settings), "workspace": space.settings(),
                   "labels": labels_digest([space.pool.ids[p] for p in positions], names)}
     out = Path(out)
-    # The workspace first: a pool it was not made from is refused before --out is claimed.
+    if out.resolve() == space.path.resolve():
+        raise UserError(f"--out {out} is the selector workspace; write the fused network to a folder of its own")
+    RunDirectory(out, "fit", run_config).check(overwrite)  # --out and the workspace checked before either is written
     with space.claim(hint="pass the --pool and --classes that prunefuse select used with it"), \
             RunDirectory.claim(out, "fit", run_config, overwrite=overwrite):
         if (out / "results.json").is_file():

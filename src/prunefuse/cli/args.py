@@ -68,6 +68,9 @@ def names(text: str) -> list[str]:
     values = [v.strip() for v in text.split(",") if v.strip()]
     if not values:
         raise argparse.ArgumentTypeError(f"'{text}' names nothing; write a comma-separated list")
+    repeated = sorted({v for v in values if values.count(v) > 1})
+    if repeated:
+        raise argparse.ArgumentTypeError(f"'{text}' names {', '.join(repeated)} twice; list each once")
     return values
 
 

@@ -35,7 +35,7 @@ def read_pool(path: str | Path, image_size: int | None = None) -> UnlabeledPool:
     if path.is_dir():
         files = list_images(path)
         if not files:
-            raise UserError(f"{path}: no images found; point --pool at a folder of images or an .npz file")
+            raise UserError(f"{path}: no images found; give a folder of images or an .npz file")
         pool = UnlabeledPool(read_images(files, image_size), [f.relative_to(path).as_posix() for f in files],
                              root=path)
     elif path.suffix == ".npz" and path.is_file():
@@ -47,7 +47,7 @@ def read_pool(path: str | Path, image_size: int | None = None) -> UnlabeledPool:
         classes = [str(c) for c in arrays["classes"]] if "classes" in arrays else None
         pool = UnlabeledPool(images, ids, classes)
     else:
-        raise UserError(f"{path}: not a folder or an .npz file; pass --pool with one of those")
+        raise UserError(f"{path}: not a folder or an .npz file; give one of those")
     seen: set[str] = set()
     for i in pool.ids:
         if i in seen:

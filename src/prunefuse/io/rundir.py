@@ -100,7 +100,7 @@ def check_writable_dir(path: Path, flag: str = "--out") -> None:
 def check_output_file(path: Path, flag: str = "--out") -> None:
     """``path`` names a file that can be written (its folder exists or can be made), not a directory."""
     if path.is_dir():
-        raise UserError(f"{flag} {path} is a directory; name the file to write, e.g. {path / 'to_label.csv'}")
+        raise UserError(f"{flag} {path} is a directory; name a file to write inside it")
     check_writable_dir(path.parent, flag)
 
 
@@ -119,7 +119,8 @@ class RunDirectory:
     def __init__(self, path: str | os.PathLike, command: str, config: dict, upgrade: Callable | None = None,
                  flag: str = "--out", hint: str | None = None):
         self.path, self.command, self.config, self.upgrade = Path(path), command, config, upgrade
-        self.flag, self.hint = flag, hint or f"choose another {flag}, or pass --overwrite to start afresh there"
+        self.flag, self.hint = flag, f"choose another {flag}, or pass --overwrite to start afresh there"
+        self.mismatch_hint = hint or self.hint
         self.kind = KINDS.get(command, f"a 'prunefuse {command}' run")
         self.locked = False
 
@@ -132,8 +133,8 @@ class RunDirectory:
         not make, or a live lock is refused with a one-line error before anything is written.
         ``upgrade`` reads a saved config into today's schema (fields added since take their defaults,
         which keep the behaviour of the version that wrote it) before the two are compared. ``flag`` is the
-        option that named ``path``, and ``hint`` what a refused user should do instead (by default: another
-        ``flag`` or ``--overwrite``)."""
+        option that named ``path``, and ``hint`` what to do when ``path`` holds another config (by default:
+        choose another ``flag`` or pass ``--overwrite``)."""
         from ..distributed import barrier, is_main
 
         run = cls(path, command, config, upgrade, flag, hint)
@@ -203,7 +204,7 @@ class RunDirectory:
         keys = differing_keys(theirs, self.config)
         if keys:
             raise UserError(f"{self.path} holds {self.kind} with another config "
-                            f"({describe(keys, theirs or {}, self.config)}); {self.hint}")
+                            f"({describe(keys, theirs or {}, self.config)}); {self.mismatch_hint}")
 
     def clear(self) -> None:
         """Remove what an earlier run left here (only a prunefuse run directory gets here)."""

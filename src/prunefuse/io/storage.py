@@ -7,10 +7,12 @@ import csv
 import io
 import json
 import os
-import secrets
+import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+
+from ..errors import UserError
 
 
 def atomic_write(path: str | os.PathLike, write: Callable[[str], None]) -> None:
@@ -24,23 +26,43 @@ def atomic_write(path: str | os.PathLike, write: Callable[[str], None]) -> None:
 
 
 def write_file(path: Path, write: Callable[[str], None]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = str(path.parent / f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
-    # The mode a plain open() gives (the umask's), kept where the writer makes its own 0600 file as mkstemp
-    # and safetensors do: results stay readable to the user's group on a shared machine.
-    os.close(os.open(tmp, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666))
-    mode = os.stat(tmp).st_mode & 0o777
+    """A file that cannot be written is the user's to fix (a full disk, a read-only folder): one line."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        os.close(fd)
+    except OSError as e:
+        raise unwritable(path, e) from None
     try:
         write(tmp)
-        os.chmod(tmp, mode)
         with open(tmp, "rb+") as f:
             os.fsync(f.fileno())
+        # the mode a plain open() gives, not the 0600 of mkstemp (or of safetensors): results stay readable
+        # to the user's group on a shared machine
+        os.chmod(tmp, 0o666 & ~umask())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as e:
         if os.path.exists(tmp):
             os.unlink(tmp)
+        if isinstance(e, OSError):
+            raise unwritable(path, e) from None
         raise
     fsync_dir(path.parent)
+
+
+def unwritable(path: Path, e: OSError) -> UserError:
+    return UserError(f"{path}: cannot write it ({e.strerror or e}); choose a place you can write")
+
+
+def umask() -> int:
+    """The process's umask, read without setting it where Linux tells it (setting it races other threads)."""
+    try:
+        with open("/proc/self/status") as f:
+            return int(next(line.split()[1] for line in f if line.startswith("Umask:")), 8)
+    except (OSError, StopIteration, ValueError, IndexError):
+        mask = os.umask(0o022)
+        os.umask(mask)
+        return mask
 
 
 def fsync_dir(path: Path) -> None:

@@ -200,7 +200,6 @@ class MergeRun:
         for t in range(len(self.tasks)):
             seed_everything(self.config.single.seed + t)
             model = models.create(self.config.arch, self.tasks.head_sizes[t], c, h, self.config.width)
-            plan_of(model, self.config.arch, self.input_shape)  # refuse residual networks before training
             start = time.perf_counter()
             fit(model, self.task_dataset(self.train, t), self.config.single, normalizer=self.normalizer,
                 quiet=self.quiet, desc=f"task {t}", on_epoch=self.epoch_logger(phase="single_epoch", task=t))
@@ -222,10 +221,9 @@ class MergeRun:
             nets.append(net)
             metas.append(meta)
         for meta, path in zip(metas, paths, strict=True):
-            for key in ("arch", "input_shape"):
-                if meta.get(key) != metas[0].get(key):
-                    raise UserError(f"{path} has {key} {meta.get(key)} but {paths[0]} has {metas[0].get(key)}; "
-                                    "merge networks of one architecture trained on one input shape")
+            if meta.get("arch") != self.config.arch:
+                raise UserError(f"{path} holds a {meta.get('arch')}, not the --arch {self.config.arch} asked for; "
+                                f"pass --arch {meta.get('arch')}")
             if meta.get("input_shape") != list(self.input_shape):
                 raise UserError(f"{path} was trained on input shape {meta.get('input_shape')} but the dataset has "
                                 f"{list(self.input_shape)}; merge networks trained on this dataset")
@@ -352,6 +350,9 @@ class MergeRun:
         self.load_data()
         if self.config.checkpoints:  # read once, and refused before the run directory is claimed
             self.singles = self.load_singles(self.config.checkpoints)
+        else:
+            c, h, _ = self.input_shape  # residual networks are refused before training
+            plan_of(models.create(self.config.arch, 2, c, h, self.config.width), self.config.arch, self.input_shape)
         self.joint = self.load_joint(self.config.joint) if self.config.joint else {}
         with RunDirectory.claim(self.out, "merge", self.config.to_dict(), overwrite=self.overwrite):
             self.metrics.unlink(missing_ok=True)

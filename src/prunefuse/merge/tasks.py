@@ -56,7 +56,7 @@ class TaskSet:
             for c in t:
                 if c < 0 or (num_classes is not None and c >= num_classes):
                     raise UserError(f"task {i} names {what} {c}, outside 0..{(num_classes or 1) - 1}; "
-                                    f"use {what}s the dataset has")
+                                    f"use {'attributes' if attributes else 'classes'} the dataset has")
                 if c in seen and not attributes:
                     raise UserError(f"class {c} is in tasks {seen[c]} and {i}; class tasks must not overlap")
                 seen[c] = i

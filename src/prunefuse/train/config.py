@@ -4,10 +4,9 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, fields
 
-import torch
-
 from ..errors import UserError
 from ..validation import check_choice, check_field_types, check_number, check_seed
+from .runtime import resolve_device
 
 SCHEDULES = ("piecewise", "onecycle", "cosine", "constant")
 AMP_MODES = ("auto", "off", "bf16", "fp16")
@@ -53,7 +52,7 @@ class TrainConfig:
         check_choice("schedule", self.schedule, SCHEDULES)
         check_choice("amp", self.amp, AMP_MODES)
         check_seed("seed", self.seed)
-        check_device(self.device)
+        resolve_device(self.device)  # here, so a device this machine lacks is refused before a run starts
         check_number("kd_alpha", self.kd_alpha, 0, 1)
         check_number("kd_temperature", self.kd_temperature, 0, closed="neither")
         check_choice("kd_schedule", self.kd_schedule, KD_SCHEDULES)
@@ -72,10 +71,3 @@ class TrainConfig:
         return cls(**d)
 
 
-def check_device(name: str) -> None:
-    if name == "auto":
-        return
-    try:
-        torch.device(name)
-    except (RuntimeError, ValueError):
-        raise UserError(f"unknown device '{name}'; use auto, cpu, cuda or cuda:N") from None

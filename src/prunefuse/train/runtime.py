@@ -30,9 +30,17 @@ def resolve_device(name: str = "auto") -> torch.device:
 
             return torch.device("cuda", local_device_index() if world_size() > 1 else torch.cuda.current_device())
         return torch.device("cpu")
-    device = torch.device(name)
+    try:
+        device = torch.device(name)
+    except (RuntimeError, ValueError):
+        device = None
+    if device is None or device.type not in ("cpu", "cuda"):
+        raise UserError(f"unknown device '{name}'; use auto, cpu, cuda or cuda:N")
     if device.type == "cuda" and not torch.cuda.is_available():
         raise UserError(f"device '{name}' asked for but CUDA is not available; use --device cpu")
+    if device.type == "cuda" and device.index is not None and device.index >= torch.cuda.device_count():
+        raise UserError(f"device '{name}' asked for but this machine has {torch.cuda.device_count()} GPU(s); "
+                        "use cuda:0 up to the last one")
     return device
 
 
