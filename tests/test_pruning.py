@@ -179,3 +179,14 @@ def test_untraceable_model_gives_a_clear_error():
 def test_bn_scale_needs_batch_norm():
     with pytest.raises(UserError, match="BatchNorm"):
         prune(models.create("lenet5", 10, 3, SIZE), 0.5, _input(1), importance="bn_scale")
+
+
+def test_a_ratio_that_would_empty_a_layer_is_refused_not_left_unpruned():
+    from prunefuse.flops import count
+
+    model, x = models.create("preact8", 10, 3, 8), torch.zeros(1, 3, 8, 8)
+    with pytest.raises(UserError, match=r"none of the 16 channels of conv1.*at most 0\.9375"):
+        prune(model, 0.95, x)
+    highest, _ = prune(model, 0.9375, x)
+    rounded, _ = prune(model, 0.95, x, round_to=1)  # the nearest multiple of one, at least one
+    assert count(rounded, (3, 8, 8))["flops"] <= count(highest, (3, 8, 8))["flops"] < count(model, (3, 8, 8))["flops"]

@@ -4,6 +4,7 @@ every layer keeps, so coupled channels (residual additions) go together and the 
 from __future__ import annotations
 
 import copy
+import math
 from collections.abc import Sequence
 
 import torch
@@ -37,6 +38,19 @@ def make_importance(name: str, model: nn.Module):
 
 def check_ratio(ratio: float) -> None:
     check_number("prune ratio (the fraction of channels to remove)", ratio, 0, 1, closed="neither")
+
+
+def check_nothing_emptied(layers: dict[str, nn.Module], head: nn.Module, ratio: float) -> None:
+    """Torch-Pruning keeps int(width * (1 - ratio)) channels and leaves a layer whole where that is none, so
+    too high a ratio would prune less, or nothing, without a word."""
+    widths = {name: m.out_channels if isinstance(m, nn.Conv2d) else m.out_features
+              for name, m in layers.items() if isinstance(m, (nn.Conv2d, nn.Linear)) and m is not head}
+    name = min(widths, key=widths.get)
+    if int(widths[name] * (1 - ratio)) < 1:
+        highest = math.floor((1 - 1 / widths[name]) * 1e4) / 1e4
+        raise UserError(f"ratio {ratio:g} would leave none of the {widths[name]} channels of {name}, which is then "
+                        f"not pruned at all; use a ratio of at most {highest:g}, or round to keep one channel "
+                        "(--round-to 1)")
 
 
 class RoundingPruner(tp.pruner.BasePruner):
@@ -81,6 +95,8 @@ def prune(model: nn.Module, ratio: float, example_input: torch.Tensor, importanc
     was_training = model.training
     model.eval()
     layers = mapped_layers(model)
+    if round_to is None and not global_pruning:
+        check_nothing_emptied(layers, classifier_of(model), ratio)
     names = {m: n for n, m in layers.items()}
     kept = ChannelMap.identity(model, arch)
     try:
