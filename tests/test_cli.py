@@ -69,14 +69,15 @@ def test_checkpoint_from_another_model_is_refused(tmp_path):
     assert r.returncode == 2 and "does not fit" in r.stderr and "Traceback" not in r.stderr
 
 
-def test_prune_refuses_a_merged_network_and_an_arch_its_checkpoint_does_not_hold(tmp_path, capsys):
+def test_prune_takes_the_network_from_its_checkpoint_and_refuses_flags_that_disagree(tmp_path, capsys):
     from prunefuse import models
     from prunefuse.io import checkpoint
     from prunefuse.merge.grouped import from_classifier
 
     net = from_classifier(models.create("lenet5", 3, 1, 28), "lenet5", (1, 28, 28))
     checkpoint.save(tmp_path / "task0", net, {"grouped": net.spec(), "arch": "lenet5", "input_shape": [1, 28, 28]})
-    assert main(["prune", "--arch", "preact8", "--ratio", "0.5", "--out", str(tmp_path / "a")]) == 0
+    assert main(["prune", "--arch", "preact8", "--num-classes", "4", "--input-shape", "1,8,8", "--ratio", "0.5",
+                 "--out", str(tmp_path / "a")]) == 0
     capsys.readouterr()
     for source, arch, words in ((tmp_path / "task0", None, "from 'prunefuse merge'"),
                                 (tmp_path / "a" / "pruned", "preact20", "holds a preact8, not the --arch preact20")):
@@ -84,7 +85,14 @@ def test_prune_refuses_a_merged_network_and_an_arch_its_checkpoint_does_not_hold
         assert main(["prune", "--checkpoint", str(source), *flags, "--ratio", "0.3", "--out", str(tmp_path / "b")]) == 2
         err = capsys.readouterr().err.strip().splitlines()
         assert len(err) == 1 and words in err[0], err
+    assert main(["prune", "--checkpoint", str(tmp_path / "a" / "pruned"), "--num-classes", "3", "--ratio", "0.3",
+                 "--out", str(tmp_path / "b")]) == 2
+    assert "drop --num-classes" in capsys.readouterr().err
     assert not (tmp_path / "b").exists()
+    assert main(["prune", "--checkpoint", str(tmp_path / "a" / "pruned"), "--ratio", "0.3", "--out",
+                 str(tmp_path / "b")]) == 0
+    saved = json.loads((tmp_path / "b" / "config.json").read_text())["config"]
+    assert (saved["arch"], saved["num_classes"], saved["input_shape"]) == ("preact8", 4, [1, 8, 8])  # the checkpoint's
 
 
 def test_datasets_lists_the_bundled_default(capsys):

@@ -91,9 +91,10 @@ def flops_command(args):
 # --- prune -----------------------------------------------------------------------------------------
 def prune_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--arch", help=f"one of: {', '.join(models.names())} (not needed with --checkpoint)")
-    p.add_argument("--num-classes", type=COUNT, default=10)
-    p.add_argument("--input-shape", type=shape, default=(3, 32, 32), help="C,H,W of one sample (default 3,32,32)")
-    p.add_argument("--width", type=WIDTH, default=1.0)
+    p.add_argument("--num-classes", type=COUNT, help="default 10 (a checkpoint gives its own)")
+    p.add_argument("--input-shape", type=shape, help="C,H,W of one sample (default 3,32,32; a checkpoint gives its "
+                   "own)")
+    p.add_argument("--width", type=WIDTH, help="channel-width multiplier (default 1; a checkpoint gives its own)")
     p.add_argument("--ratio", type=FRACTION, required=True, help="fraction of channels to remove, in (0, 1)")
     p.add_argument("--importance", default="l2", help=f"one of: {', '.join(IMPORTANCES)} (taylor needs data: "
                    "use the Python API)")
@@ -109,8 +110,13 @@ def prune_arguments(p: argparse.ArgumentParser) -> None:
 def prune_command(args):
     if not args.checkpoint and not args.arch:
         raise UserError("give --arch (a fresh network to prune) or --checkpoint (a trained one)")
-    r = prune_to_directory(args.out, args.ratio, arch=args.arch, num_classes=args.num_classes,
-                           input_shape=args.input_shape, width=args.width, checkpoint_path=args.checkpoint,
+    spec = {"--num-classes": args.num_classes, "--input-shape": args.input_shape, "--width": args.width}
+    given = [flag for flag, value in spec.items() if value is not None]
+    if args.checkpoint and given:
+        raise UserError(f"{', '.join(given)}: the checkpoint says what network it holds; drop {' and '.join(given)}")
+    r = prune_to_directory(args.out, args.ratio, arch=args.arch, num_classes=args.num_classes or 10,
+                           input_shape=args.input_shape or (3, 32, 32), width=args.width or 1.0,
+                           checkpoint_path=args.checkpoint,
                            importance=args.importance, steps=args.steps, global_pruning=args.global_pruning,
                            round_to=args.round_to, seed=args.seed, overwrite=args.overwrite)
     print(f"{r['arch']} pruned at p={args.ratio}: {r['flops'] / 1e6:.2f} M FLOPs ({r['flops_ratio']:.2f}x fewer), "

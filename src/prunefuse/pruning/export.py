@@ -23,17 +23,14 @@ def prune_to_directory(out: str | Path, ratio: float, *, arch: str | None = None
                        global_pruning: bool = False, round_to: int | None = None, seed: int = 0,
                        overwrite: bool = False) -> dict:
     """Prune ``arch`` at a fresh initialisation, or the network in ``checkpoint_path`` (whose map, if it
-    is pruned already, is composed back to the dense network), and write ``out/pruned.*``."""
+    is pruned already, is composed back to the dense network; its own architecture, classes, input shape
+    and width are used and recorded), and write ``out/pruned.*``."""
     check_ratio(ratio)
     if importance == "taylor":
         raise UserError("taylor importance needs a labelled batch; use prunefuse.pruning.prune(..., batch=...)")
     if checkpoint_path is None:
         models.check_name(arch)
     check_choice("importance", importance, IMPORTANCES)
-    settings = {"arch": arch, "num_classes": num_classes, "input_shape": list(input_shape), "width": width,
-                "checkpoint": str(checkpoint_path) if checkpoint_path else None, "ratio": ratio,
-                "importance": importance, "steps": steps, "global_pruning": global_pruning, "round_to": round_to,
-                "seed": seed}
     base_map = None
     if checkpoint_path:
         model, meta = checkpoint.load_model(checkpoint_path)
@@ -50,6 +47,10 @@ def prune_to_directory(out: str | Path, ratio: float, *, arch: str | None = None
         shape = tuple(input_shape)
         seed_everything(seed)
         model = models.create(arch, num_classes, shape[0], shape[1], width)
+    settings = {"arch": arch, "num_classes": num_classes, "input_shape": list(shape), "width": width,
+                "checkpoint": str(checkpoint_path) if checkpoint_path else None, "ratio": ratio,
+                "importance": importance, "steps": steps, "global_pruning": global_pruning, "round_to": round_to,
+                "seed": seed}
     with RunDirectory.claim(out, "prune", settings, overwrite=overwrite):
         seed_everything(seed)
         dense_cost = count(model, shape)
