@@ -784,8 +784,10 @@ def test_a_joint_network_made_otherwise_is_refused(fashion_merge, tmp_path, caps
         flags = ["--merge-lr", "0.1"]
     elif case == "method":
         methods = "nomerge"
-    elif case == "twice":
-        joint = f"{joint},{joint}"
+    elif case == "twice":  # two files of one method (one path twice is refused when the flags are read)
+        for suffix in (".safetensors", ".json"):
+            (tmp_path / f"copy{suffix}").write_bytes((out / "pam" / f"joint{suffix}").read_bytes())
+        joint = f"{joint},{tmp_path / 'copy'}"
     elif case == "not joint":
         joint = str(out / "singles" / "task0")
     else:
