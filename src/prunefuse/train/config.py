@@ -52,7 +52,8 @@ class TrainConfig:
         check_choice("schedule", self.schedule, SCHEDULES)
         check_choice("amp", self.amp, AMP_MODES)
         check_seed("seed", self.seed)
-        resolve_device(self.device)  # here, so a device this machine lacks is refused before a run starts
+        if self.device != "auto":  # a device this machine lacks is refused before a run starts
+            resolve_device(self.device)
         check_number("kd_alpha", self.kd_alpha, 0, 1)
         check_number("kd_temperature", self.kd_temperature, 0, closed="neither")
         check_choice("kd_schedule", self.kd_schedule, KD_SCHEDULES)
