@@ -70,5 +70,3 @@ class TrainConfig:
         if unknown:
             raise UserError(f"unknown training setting(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
         return cls(**d)
-
-
