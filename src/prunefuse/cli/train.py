@@ -110,13 +110,12 @@ def prune_arguments(p: argparse.ArgumentParser) -> None:
 def prune_command(args):
     if not args.checkpoint and not args.arch:
         raise UserError("give --arch (a fresh network to prune) or --checkpoint (a trained one)")
-    spec = {"--num-classes": args.num_classes, "--input-shape": args.input_shape, "--width": args.width}
-    given = [flag for flag, value in spec.items() if value is not None]
+    given = {key: value for key, value in (("num_classes", args.num_classes), ("input_shape", args.input_shape),
+                                           ("width", args.width)) if value is not None}  # else the API's defaults
     if args.checkpoint and given:
-        raise UserError(f"{', '.join(given)}: the checkpoint says what network it holds; drop {' and '.join(given)}")
-    r = prune_to_directory(args.out, args.ratio, arch=args.arch, num_classes=args.num_classes or 10,
-                           input_shape=args.input_shape or (3, 32, 32), width=args.width or 1.0,
-                           checkpoint_path=args.checkpoint,
+        flags = [f"--{key.replace('_', '-')}" for key in given]
+        raise UserError(f"{', '.join(flags)}: the checkpoint says what network it holds; drop {' and '.join(flags)}")
+    r = prune_to_directory(args.out, args.ratio, arch=args.arch, checkpoint_path=args.checkpoint, **given,
                            importance=args.importance, steps=args.steps, global_pruning=args.global_pruning,
                            round_to=args.round_to, seed=args.seed, overwrite=args.overwrite)
     print(f"{r['arch']} pruned at p={args.ratio}: {r['flops'] / 1e6:.2f} M FLOPs ({r['flops_ratio']:.2f}x fewer), "
