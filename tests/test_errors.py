@@ -14,7 +14,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from prunefuse import data, models
+from prunefuse.active.compare import parse_method
 from prunefuse.cli import COMMANDS, build_parser, main
+from prunefuse.cli.active import active_config, refuse_unread
 from prunefuse.train import TrainConfig, fit
 from prunefuse.train.schedule import make_scheduler
 
@@ -228,6 +230,32 @@ def test_input_refused_by_a_command_leaves_no_run_that_would_refuse_the_correcte
                                                                                       args, words):
     assert_refused(capsys, cli(*args, "--out", tmp_path / "out"), words)
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("args,words", [
+    (["run", "--method", "random", "--prune-ratio", "0.3"], ("--prune-ratio", "random", "only prunefuse reads it")),
+    (["run", "--method", "al", "--no-kd"], ("--no-kd", "on al")),
+    (["run", "--method", "prunefuse", "--svp-arch", "preact8"], ("--svp-arch", "only svp reads it")),
+    (["run", "--method", "prunefuse", "--kd-temperature", "2"], ("--kd-temperature", "distillation is off", "--kd")),
+    (["run", "--method", "prunefuse", "--no-fusion", "--fill", "zero"], ("--fill", "fusion is off")),
+    (["run", "--method", "random", "--warm-start"], ("--warm-start", "trains no selector")),
+    (["run", "--method", "al", "--dataset", "fashion-mnist", "--curve-size", "100"], ("--curve-size", "--curve-every")),
+    (["run", "--svp-epochs", "2"], ("--svp-epochs", "prunefuse, al, random")),
+    (["compare", "--methods", "random,al", "--prune-steps", "2"], ("--prune-steps", "random, al")),
+    (["train", "--sync-bn"], ("--sync-bn", "torchrun")),
+])
+def test_a_flag_that_no_method_run_reads_is_refused(tmp_path, capsys, args, words):
+    assert_refused(capsys, cli(*args, "--out", tmp_path / "out"), *words)
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("methods,flag,value", [("random,prunefuse-kd", "--kd-alpha", "0.3"),
+                                                ("svp,random", "--svp-epochs", "2"),
+                                                ("al,prunefuse-nofusion", "--prune-ratio", "0.3")])
+def test_a_flag_one_compared_method_reads_is_accepted(methods, flag, value):
+    args = build_parser().parse_args(["compare", "--methods", methods, flag, value, "--out", "unused"])
+    base = active_config(args)
+    refuse_unread(args, [parse_method(m, base) for m in args.methods])
 
 
 @pytest.mark.parametrize("state,words", [

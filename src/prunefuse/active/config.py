@@ -21,6 +21,9 @@ SVP_PROXY = {"preact20": "preact8", "preact14": "preact8", "preact56": "preact20
 TARGET_FIELDS = ("eval_at", "target_epochs", "target_steps", "fusion", "kd", "fill", "fusion_scope", "test_size",
                  "curve_every", "curve_size")
 TARGET_TRAIN_FIELDS = ("kd_alpha", "kd_temperature", "kd_schedule")
+PRUNEFUSE_FIELDS = ("prune_ratio", "importance", "prune_steps", "round_to", "t_sync", "fusion", "kd", "fill",
+                    "fusion_scope")
+SELECTOR_FIELDS = ("selection", "selector_epochs", "selector_steps", "warm_start")
 
 
 @dataclass
@@ -104,6 +107,25 @@ class ActiveConfig:
         d = {k: v for k, v in d.items() if k not in target_only}
         d["train"] = {k: v for k, v in d["train"].items() if k not in TARGET_TRAIN_FIELDS}
         return d
+
+    def unread_settings(self) -> dict[str, str]:
+        """The settings this run never reads, each with why: a command line that sets one of them for
+        no method that reads it is refused, so that a flag never silently does nothing."""
+        unread = {}
+        if self.method != "prunefuse":
+            unread.update(dict.fromkeys((*PRUNEFUSE_FIELDS, *TARGET_TRAIN_FIELDS), "only prunefuse reads it"))
+        else:
+            if not self.kd:
+                unread.update(dict.fromkeys(TARGET_TRAIN_FIELDS, "distillation is off (--kd turns it on)"))
+            if not self.fusion and not self.t_sync:
+                unread.update(dict.fromkeys(("fill", "fusion_scope"), "fusion is off (--no-fusion)"))
+        if self.method != "svp":
+            unread.update(dict.fromkeys(("svp_arch", "svp_epochs"), "only svp reads it"))
+        if self.method == "random":
+            unread.update(dict.fromkeys(SELECTOR_FIELDS, "random labeling trains no selector"))
+        if not self.curve_every:
+            unread["curve_size"] = "the curve is off (--curve-every N turns it on)"
+        return unread
 
     def to_dict(self) -> dict:
         return asdict(self)

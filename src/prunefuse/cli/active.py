@@ -6,6 +6,7 @@ import argparse
 
 from .. import models
 from ..active import ActiveConfig, compare, resume, run_active
+from ..active.compare import parse_method
 from ..active.report import comparison_text, rounds_table
 from ..errors import UserError
 from ..validation import MAX_SEED
@@ -29,6 +30,7 @@ from .args import (
 DIGITS_PRESET = {"budgets": [0.1, 0.2, 0.3], "selector_epochs": 20, "target_epochs": 30, "selector_steps": 0,
                  "target_steps": 0, "curve_every": 1, "train": {"batch_size": 32}}
 KD_OPTIONS = ("kd_alpha", "kd_temperature", "kd_schedule")
+DEMO_METHODS = ("prunefuse", "al", "random")  # what ``run`` compares without --method
 
 
 def add_active_arguments(p: argparse.ArgumentParser) -> None:
@@ -103,6 +105,29 @@ def active_config(args, method: str | None = None, seed: int = 0) -> ActiveConfi
     return ActiveConfig.from_dict(values)
 
 
+def given_settings(args) -> dict[str, str]:
+    """The config settings the command line sets, each with the flag that set it."""
+    flags = {k: f"--{k.replace('_', '-')}" for k, v in vars(args).items()
+             if v is not None and k in ActiveConfig.__dataclass_fields__ and k not in (*FLAGS, "seed", "method")}
+    flags.update({k: f"--{k.replace('_', '-')}" for k in KD_OPTIONS if getattr(args, k) is not None})
+    flags.update({k: f"--{k.replace('_', '-')}" for k in ("warm_start", "kd") if getattr(args, k)})
+    if args.no_kd:
+        flags["kd"] = "--no-kd"
+    if args.no_fusion:
+        flags["fusion"] = "--no-fusion"
+    return flags
+
+
+def refuse_unread(args, configs: list[ActiveConfig]) -> None:
+    """A flag that no run of ``configs`` reads is a mistake (``--prune-ratio`` for random labeling):
+    refused, rather than recorded in config.json as if it had shaped the run."""
+    for name, flag in given_settings(args).items():
+        reasons = [c.unread_settings().get(name) for c in configs]
+        if all(reasons):
+            methods = ", ".join(dict.fromkeys(c.method for c in configs))
+            raise UserError(f"{flag} has no effect on {methods}: {'; '.join(dict.fromkeys(reasons))}; drop it")
+
+
 def given_options(args, parser_defaults: dict) -> list[str]:
     """The options set on the command line (their values differ from the parser's defaults)."""
     skip = {"resume", "quiet", "command"}
@@ -134,12 +159,14 @@ def run_command(args):
         return
     if args.method is None:
         out = args.out or "runs/demo"
-        _, text = compare(["prunefuse", "al", "random"], [args.seed], active_config(args), out, args.quiet,
-                                overwrite=args.overwrite)
+        base = active_config(args)
+        refuse_unread(args, [parse_method(m, base) for m in DEMO_METHODS])
+        _, text = compare(list(DEMO_METHODS), [args.seed], base, out, args.quiet, overwrite=args.overwrite)
         print(text + f"\nresults, report.md and plots in {out}")
         return
     config = active_config(args, args.method, args.seed)
     models.check_name(config.arch)
+    refuse_unread(args, [config])
     out = args.out or f"runs/{args.method}-seed{args.seed}"
     result = run_active(config, out, args.quiet, overwrite=args.overwrite)
     print(rounds_table(result) + "\n" + comparison_text([result]) + f"\nresults, report.md and plots in {out}")
@@ -157,7 +184,9 @@ def compare_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def compare_command(args):
-    _, text = compare(args.methods, args.seeds, active_config(args), args.out, args.quiet, overwrite=args.overwrite)
+    base = active_config(args)
+    refuse_unread(args, [parse_method(m, base) for m in args.methods])
+    _, text = compare(args.methods, args.seeds, base, args.out, args.quiet, overwrite=args.overwrite)
     print(text + f"\nresults, report.md and plots in {args.out}")
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from .. import data, models
+from .. import data, distributed, models
 from ..data import DataSpec
 from ..errors import UserError
 from ..flops import count_arch
@@ -48,6 +48,9 @@ def train_arguments(p: argparse.ArgumentParser) -> None:
 
 def train_command(args) -> None:
     models.check_name(args.arch)
+    if args.sync_bn and not distributed.launched():
+        raise UserError("--sync-bn does nothing in one process (its batch statistics are already the whole "
+                        "batch's); launch with torchrun --nproc-per-node N, or drop it")
     config = TrainConfig(epochs=args.epochs, min_steps=args.min_steps, nesterov=args.nesterov,
                          flip=False if args.no_flip else None, channels_last=not args.no_channels_last,
                          compile=args.compile, sync_bn=args.sync_bn, seed=args.seed, **given_train_options(args))
