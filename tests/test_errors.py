@@ -225,6 +225,7 @@ def test_compare_refuses_a_repeated_seed_or_method(tmp_path, capsys, flag, value
     (["compare", "--methods", "random", "--seeds", "0", "--pool-size", "200", "--budgets", "99999999"],
      "budget 99999999 asks for 99999999 samples but the pool holds 200"),
     (["merge", "--checkpoints", "singles/task0"], "1 checkpoints for 2 tasks"),
+    (["merge", "--subset", "300"], "--val-size 300 holds out at least all 300 training samples (--subset 300)"),
 ])
 def test_input_refused_by_a_command_leaves_no_run_that_would_refuse_the_corrected_command(tmp_path, capsys,
                                                                                       args, words):
@@ -273,7 +274,7 @@ def test_resume_refuses_a_damaged_state(finished_run, tmp_path, capsys, state, w
     assert_refused(capsys, cli("run", "--resume", out), words)
 
 
-@pytest.mark.parametrize("edit", ["truncate", "wrong types", "list"])
+@pytest.mark.parametrize("edit", ["truncate", "wrong types", "list", "unknown method"])
 def test_resume_refuses_a_damaged_config(finished_run, tmp_path, capsys, edit):
     import shutil
 
@@ -286,10 +287,14 @@ def test_resume_refuses_a_damaged_config(finished_run, tmp_path, capsys, edit):
     elif edit == "wrong types":
         saved["config"]["budgets"] = "lots"
         text = json.dumps(saved)
+    elif edit == "unknown method":
+        saved["config"]["method"] = "prunefuse2"
+        text = json.dumps(saved)
     else:
         text = "[1, 2]"
     (out / "config.json").write_text(text)
-    assert_refused(capsys, cli("run", "--resume", out))
+    line = assert_refused(capsys, cli("run", "--resume", out), "config.json")
+    assert "damaged" in line or "not from 'prunefuse run'" in line, line
 
 
 # --- tracebacks that used to escape --------------------------------------------------------------

@@ -446,7 +446,11 @@ def saved_config(out: str | Path) -> ActiveConfig:
     stored = stored_config(saved) if isinstance(saved, dict) else None
     if not isinstance(saved, dict) or saved.get("command") != "run" or stored is None:
         raise UserError(f"{out}: config.json is not from 'prunefuse run'; resume only active-learning runs")
-    return ActiveConfig.from_dict(stored)
+    try:
+        return ActiveConfig.from_dict(stored)
+    except UserError as e:  # an edited file: its complaint is about the file, not about the command line
+        raise UserError(f"{path}: damaged ({e}); the run cannot be resumed, start it again in a new directory") \
+            from None
 
 
 def resume(out: str | Path, quiet: bool = False) -> dict:
