@@ -464,6 +464,17 @@ def test_the_workspace_remembers_the_classes_and_their_order(pool):
         ["c", "b", "a"]
 
 
+def test_a_workspace_made_for_another_pool_is_refused_at_start_up(pool):
+    (pool / "labels.csv").write_text("id,label\n" + "".join(f"part{i % 2}/s{i},{CLASSES[i % 3]}\n" for i in range(6)))
+    assert cli("select", "--pool", pool / "pool.npz", "--labels", pool / "labels.csv", "--budget", 3, "--out",
+               pool / "queue.csv", *TINY_SELECTOR) == 0
+    ids = np.load(pool / "pool.npz")["ids"]
+    np.savez(pool / "larger.npz", x=np.zeros((40, 12, 12), dtype=np.uint8), ids=ids)
+    with pytest.raises(UserError, match=r"another config \(input_shape.*--pool"):
+        LabelingSession(pool / "larger.npz", pool / "labels.csv", pool / "queue.csv")
+    LabelingSession(pool / "pool.npz", pool / "labels.csv", pool / "queue.csv")  # the pool it was made for
+
+
 def test_split_labels_is_seeded_and_stratified():
     names = ["a"] * 10 + ["b"] * 5 + ["c"] * 2
     train, held = split_labels(names, 0.2, 7)

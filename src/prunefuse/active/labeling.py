@@ -20,7 +20,7 @@ from ..data.pool import read_pool, read_queue
 from ..errors import UserError
 from ..io.rundir import check_output_file
 from .label_store import LabelStore, Refused
-from .pool import EpochCallback, PoolConfig, default_workspace, saved_workspace, select_from_pool
+from .pool import EpochCallback, PoolConfig, Workspace, default_workspace, saved_workspace, select_from_pool
 
 
 def png(image: torch.Tensor) -> bytes:
@@ -86,6 +86,9 @@ class LabelingSession:
         self.pool = read_pool(pool_path, self.config.image_size)
         self.position = self.pool.position
         self.store = LabelStore(labels_path, self.pool, classes or known)
+        if known is not None:  # refused now, not when the page first refills the queue
+            Workspace(self.workspace, self.config, self.pool, self.store.classes).check(
+                hint="pass the --pool, --classes and --workspace that prunefuse select used")
         check_output_file(self.queue_path, "--queue")
         self.lock = threading.Lock()
         self.queue: list[str] = read_queue(self.queue_path, self.pool) if self.queue_path.is_file() else []

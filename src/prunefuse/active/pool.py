@@ -108,10 +108,19 @@ class Workspace:
         return {**checkpoint.model_spec(self.config.arch, len(self.classes), (c, h, h)), "classes": self.classes,
                 "normalizer": vars(self.normalizer), "image_size": self.config.image_size}
 
-    def claim(self, overwrite: bool = False, hint: str | None = None) -> RunDirectory:
+    def kept_settings(self) -> dict:
+        """What the workspace's networks depend on: the strategy may change between rounds."""
         settings = self.settings()
-        settings.pop("selection")  # the strategy may change between rounds
-        return RunDirectory.claim(self.path, "pool", settings, overwrite=overwrite, flag="--workspace", hint=hint)
+        settings.pop("selection")
+        return settings
+
+    def claim(self, overwrite: bool = False, hint: str | None = None) -> RunDirectory:
+        return RunDirectory.claim(self.path, "pool", self.kept_settings(), overwrite=overwrite, flag="--workspace",
+                                  hint=hint)
+
+    def check(self, hint: str) -> None:
+        """Refuse, as ``claim`` would, a workspace made for another pool or classes, without claiming it."""
+        RunDirectory(self.path, "pool", self.kept_settings(), flag="--workspace", hint=hint).check(overwrite=False)
 
     def initial_networks(self) -> tuple[torch.nn.Module, torch.nn.Module, ChannelMap]:
         """θ at init and its pruned selector, made once (seeded) and read back in every later round."""
