@@ -244,6 +244,7 @@ def test_input_refused_by_a_command_leaves_no_run_that_would_refuse_the_correcte
     (["run", "--svp-epochs", "2"], ("--svp-epochs", "prunefuse, al, random")),
     (["compare", "--methods", "random,al", "--prune-steps", "2"], ("--prune-steps", "random, al")),
     (["train", "--sync-bn"], ("--sync-bn", "torchrun")),
+    (["fit", "--pool", "p.npz", "--labels", "l.csv", "--kd-schedule", "decay"], ("--kd-schedule", "--kd turns it on")),
 ])
 def test_a_flag_that_no_method_run_reads_is_refused(tmp_path, capsys, args, words):
     assert_refused(capsys, cli(*args, "--out", tmp_path / "out"), *words)

@@ -741,9 +741,9 @@ def test_a_joint_trained_network_is_pruned_again_without_merging_or_training_it(
     joint.with_suffix(".safetensors").write_bytes((out / "pam" / "joint.safetensors").read_bytes())
     meta = json.loads((out / "pam" / "joint.json").read_text())
     joint.with_suffix(".json").write_text(json.dumps({**meta, "settings": {**meta["settings"], "retired": 1}}))
-    # the singles' epochs and MTZ's share do not make PAM's network: a run may change them
+    # the singles' epochs do not make PAM's network: a run may change them
     assert main(joint_rerun(out, "--joint", str(joint), "--methods", "pam", "--importance",
-                            "magnitude", "--max-steps", "1", "--epochs", "3", "--mtz-share", "0.3",
+                            "magnitude", "--max-steps", "1", "--epochs", "3",
                             "--out", str(tmp_path / "again"))) == 0
     records = [json.loads(line) for line in (tmp_path / "again" / "metrics.jsonl").read_text().splitlines()]
     assert not [r for r in records if r["phase"] == "joint"]
@@ -783,7 +783,7 @@ def test_a_joint_network_made_otherwise_is_refused(fashion_merge, tmp_path, caps
     if case == "merge flags":
         flags = ["--merge-lr", "0.1"]
     elif case == "method":
-        methods = "nomerge"
+        methods = "nomerge,mtz"
     elif case == "twice":  # two files of one method (one path twice is refused when the flags are read)
         for suffix in (".safetensors", ".json"):
             (tmp_path / f"copy{suffix}").write_bytes((out / "pam" / f"joint{suffix}").read_bytes())
@@ -856,6 +856,10 @@ def test_checkpoints_of_another_architecture_than_arch_are_refused(fashion_merge
     (["--shared-width", "0"], "out of range"),
     (["--shared-width", "2", "--methods", "pam"], "without the shared method"),
     (["--shared-epochs", "30", "--methods", "pam,nomerge"], "without the shared method"),
+    (["--mtz-share", "0.3", "--methods", "pam"], "--mtz-share has no effect without the mtz method"),
+    (["--merge-epochs", "2", "--methods", "nomerge,shared"], "without the pam or mtz method"),
+    (["--conv-cells", "2", "--methods", "mtz"], "--conv-cells has no effect without the pam method"),
+    (["--vib-epochs", "2"], "--vib-epochs shapes the VIB pruner, not taylor"),
     (["--min-step-fraction", "0.5"], "minimum step fraction"),
     (["--val-size", "5000"], "--val-size"),
     (["--device", "mps"], "unknown device 'mps'"),

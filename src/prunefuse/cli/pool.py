@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 
 from ..active.pool import FitConfig, PoolConfig, fit_from_pool, predict_images, select_from_pool
+from ..errors import UserError
 from .args import COUNT, FRACTION, NON_NEGATIVE_INT, POSITIVE, SEED, names, number
 
 
@@ -93,6 +94,8 @@ def fit_arguments(p: argparse.ArgumentParser) -> None:
 def fit_command(args):
     given = {k: getattr(args, k) for k in ("kd", "kd_schedule", "fill", "fusion_scope") if getattr(args, k) is not None}
     settings = FitConfig(val_fraction=args.val_fraction, epochs=args.epochs, steps=args.steps, **given)
+    if args.kd_schedule is not None and not settings.kd:
+        raise UserError("--kd-schedule has no effect on fit: distillation is off (--kd turns it on); drop it")
     results = fit_from_pool(args.pool, args.labels, args.out, settings, args.workspace, args.classes, args.quiet,
                             args.overwrite)
     accuracy = results["validation_accuracy"]

@@ -75,6 +75,12 @@ class PruneConfig:
                             f"(0, {self.step_fraction}], the step fraction")
         if not self.vib_strength > 0 or self.vib_epochs < 1:
             raise UserError("the VIB penalty must be positive and its epochs at least 1")
+        fields = PruneConfig.__dataclass_fields__
+        changed = [f"--{n.replace('_', '-')}" for n in ("vib_strength", "vib_epochs")
+                   if getattr(self, n) != fields[n].default]
+        if changed and self.importance != "vib":
+            raise UserError(f"{changed[0]} shapes the VIB pruner, not {self.importance}; add --importance vib, "
+                            "or drop it")
         if self.empty_groups and self.importance == "vib":
             raise UserError("--empty-groups applies to taylor and magnitude pruning; the VIB pruner keeps one "
                             "neuron per group")

@@ -33,6 +33,11 @@ from .teachers import TaskTeachers
 
 METHODS = ("pam", "nomerge", "shared", "mtz")
 EPOCH_FIELDS = ("epoch", "epochs", "train_loss", "train_accuracy", "seconds")  # of fit's record, per logged epoch
+# settings only some methods read, with those methods: a config that changes one for none of them is
+# refused, so that a flag never silently does nothing
+READ_BY = {"merge_epochs": ("pam", "mtz"), "merge_lr": ("pam", "mtz"), "calibration": ("pam", "mtz"),
+           "alpha_conv": ("pam",), "alpha_fc": ("pam",), "conv_cells": ("pam",), "exclusive_quota": ("pam",),
+           "mtz_share": ("mtz",), "shared_width": ("shared",), "shared_epochs": ("shared",)}
 # what a merged network after joint training depends on besides its single networks, per method
 MERGE_SETTINGS = {"pam": ("merge_epochs", "merge_lr", "calibration", "alpha_conv", "alpha_fc", "conv_cells",
                           "exclusive_quota"),
@@ -88,9 +93,11 @@ class MergeConfig:
                             f"choose from: {', '.join(METHODS)}")
         if not 0 < self.shared_width <= 16:
             raise UserError(f"--shared-width {self.shared_width} is out of range; use a multiplier in (0, 16]")
-        if (self.shared_width != 1 or self.shared_epochs is not None) and "shared" not in self.methods:
-            raise UserError("--shared-width and --shared-epochs have no effect without the shared method; "
-                            "add shared to --methods")
+        for name, readers in READ_BY.items():
+            if getattr(self, name) != MergeConfig.__dataclass_fields__[name].default and \
+                    not set(readers) & set(self.methods):
+                raise UserError(f"--{name.replace('_', '-')} has no effect without the {' or '.join(readers)} "
+                                f"method; add {' or '.join(readers)} to --methods, or drop it")
         if self.shared_epochs is not None and self.shared_epochs < 1:
             raise UserError(f"--shared-epochs {self.shared_epochs} must be at least 1")
         self.single = replace(self.single, kd_alpha=self.kd_alpha, kd_temperature=self.kd_temperature)
@@ -100,8 +107,6 @@ class MergeConfig:
             raise UserError(f"--calibration {self.calibration} is too small; use at least 8 images (default 256)")
         if not 0 <= self.exclusive_quota <= 1:
             raise UserError(f"--exclusive-quota {self.exclusive_quota} is out of range; use a fraction in [0, 1]")
-        if self.exclusive_quota and "pam" not in self.methods:
-            raise UserError("--exclusive-quota has no effect without the pam method; add pam to --methods")
         if self.conv_cells < 1:
             raise UserError(f"--conv-cells {self.conv_cells} must be at least 1")
         if not self.latency_batches or min(self.latency_batches) < 1:
