@@ -176,9 +176,8 @@ class MergeRun:
         train, self.test = self.config.data.load()
         if not 0 < self.config.val_size < len(train):
             drawn = f" (--subset {self.config.data.subset})" if self.config.data.subset else ""
-            raise UserError(f"--val-size {self.config.val_size} holds out at least all {len(train)} training "
-                            f"samples{drawn}; lower --val-size"
-                            + (" or raise --subset" if drawn else ""))
+            raise UserError(f"--val-size {self.config.val_size} must lie between 0 and the {len(train)} training "
+                            f"samples{drawn}; lower --val-size" + (" or raise --subset" if drawn else ""))
         order = torch.randperm(len(train), generator=torch.Generator().manual_seed(self.config.single.seed))
         self.val = train.subset(order[: self.config.val_size].sort().values)
         self.train = train.subset(order[self.config.val_size:].sort().values)
