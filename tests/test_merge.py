@@ -770,6 +770,22 @@ def changed_singles(out: Path, folder: Path) -> str:
     return f"{folder / 'task0'},{folder / 'task1'}"
 
 
+def test_a_merged_network_outside_the_tolerance_is_left_unpruned_without_trying(fashion_merge, tmp_path,
+                                                                               monkeypatch):
+    import prunefuse.merge.pipeline as pipeline
+
+    monkeypatch.setattr(pipeline, "within", lambda *args: False)  # every network misses the tolerance
+    out, _ = fashion_merge
+    assert main(joint_rerun(out, "--joint", str(out / "pam" / "joint"), "--methods", "pam",
+                            "--out", str(tmp_path / "strict"))) == 0
+    records = [json.loads(line) for line in (tmp_path / "strict" / "metrics.jsonl").read_text().splitlines()]
+    assert not next(r for r in records if r["phase"] == "joint_trained")["within_tolerance"]
+    assert not [r for r in records if r["phase"] == "prune"]  # no step was tried
+    assert next(r for r in records if r["phase"] == "pruned")["skipped"] == "outside the tolerance before pruning"
+    results = json.loads((tmp_path / "strict" / "results.json").read_text())["methods"]["pam"]
+    assert results["widths"] == results["merged_widths"] and not results["within_tolerance"]
+
+
 @pytest.mark.parametrize("case, message", [
     ("merge flags", "merge_lr: 0.05 there, 0.1 now"),
     ("method", "add pam to --methods"),

@@ -157,6 +157,7 @@ class MergeRun:
         self.metrics = self.out / "metrics.jsonl"
         self.merged_widths: dict[str, list[dict[str, int]]] = {}  # each merge's groups before pruning
         self.joint: dict[str, GroupedNet] = {}  # networks after joint training given by --joint, by method
+        self.prunable: dict[str, bool] = {}  # whether each merged network starts within the tolerance
         self.singles: list[GroupedNet] | None = None
 
     def log(self, record: dict) -> None:
@@ -326,7 +327,9 @@ class MergeRun:
                                                          "settings": joint_settings(self.config, method)})
         self.merged_widths[method] = [dict(w) for w in net.widths]
         # where pruning starts: a network already outside the tolerance here cannot be pruned
-        self.log({"phase": "joint_trained", "method": method, **self.below_singles(net)})
+        start = self.below_singles(net)
+        self.log({"phase": "joint_trained", "method": method, **start})
+        self.prunable[method] = start["within_tolerance"]
         return net
 
     def below_singles(self, nets: dict[int, GroupedNet] | GroupedNet) -> dict:
@@ -391,7 +394,12 @@ class MergeRun:
                 widths = [net.widths for net in nets.values()]
                 table = subset_table(nets, accuracy, n, config.latency_batches, config.latency_repeats)
             else:
-                net = self.prune(self.merged(method, singles), tuple(range(n)), reference, method)
+                net = self.merged(method, singles)
+                if self.prunable[method]:
+                    net = self.prune(net, tuple(range(n)), reference, method)
+                else:  # every step would be undone: in four such runs none was kept, after up to 30 minutes
+                    self.log({"phase": "pruned", "method": method, "steps": 0, "seconds": 0.0,
+                              "widths": net.widths, "skipped": "outside the tolerance before pruning"})
                 self.save(self.out / method / "model", net, {"method": method})
                 accuracy = self.accuracy(net, tuple(range(n)), self.test)
                 widths = net.widths
