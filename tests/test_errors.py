@@ -243,6 +243,8 @@ def test_input_refused_by_a_command_leaves_no_run_that_would_refuse_the_correcte
     (["run", "--method", "al", "--dataset", "fashion-mnist", "--curve-size", "100"], ("--curve-size", "--curve-every")),
     (["run", "--svp-epochs", "2"], ("--svp-epochs", "prunefuse, al, random")),
     (["compare", "--methods", "random,al", "--prune-steps", "2"], ("--prune-steps", "random, al")),
+    (["compare", "--methods", "prunefuse-nokd,al", "--kd"], ("--kd", "prunefuse's suffix in --methods sets it")),
+    (["compare", "--methods", "prunefuse@0.7", "--prune-ratio", "0.3"], ("--prune-ratio", "suffix")),
     (["train", "--sync-bn"], ("--sync-bn", "torchrun")),
     (["fit", "--pool", "p.npz", "--labels", "l.csv", "--kd-schedule", "decay"], ("--kd-schedule", "--kd turns it on")),
 ])
@@ -252,12 +254,13 @@ def test_a_flag_that_no_method_run_reads_is_refused(tmp_path, capsys, args, word
 
 
 @pytest.mark.parametrize("methods,flag,value", [("random,prunefuse-kd", "--kd-alpha", "0.3"),
+                                                ("prunefuse@0.7,prunefuse", "--prune-ratio", "0.3"),
                                                 ("svp,random", "--svp-epochs", "2"),
                                                 ("al,prunefuse-nofusion", "--prune-ratio", "0.3")])
 def test_a_flag_one_compared_method_reads_is_accepted(methods, flag, value):
     args = build_parser().parse_args(["compare", "--methods", methods, flag, value, "--out", "unused"])
     base = active_config(args)
-    refuse_unread(args, [parse_method(m, base) for m in args.methods])
+    refuse_unread(args, [parse_method(m, base) for m in args.methods], base)
 
 
 @pytest.mark.parametrize("state,words", [

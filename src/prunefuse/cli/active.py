@@ -118,11 +118,17 @@ def given_settings(args) -> dict[str, str]:
     return flags
 
 
-def refuse_unread(args, configs: list[ActiveConfig]) -> None:
-    """A flag that no run of ``configs`` reads is a mistake (``--prune-ratio`` for random labeling):
-    refused, rather than recorded in config.json as if it had shaped the run."""
+def refuse_unread(args, configs: list[ActiveConfig], base: ActiveConfig) -> None:
+    """A flag that no run of ``configs`` reads (``--prune-ratio`` for random labeling), or that every
+    run reading it overrides (``--kd`` beside ``prunefuse-nokd``), is a mistake: refused, rather than
+    recorded in config.json as if it had shaped the run. ``base`` holds the command line's values."""
+    def value(config: ActiveConfig, name: str):
+        return config.train[name] if name in KD_OPTIONS else getattr(config, name)
+
     for name, flag in given_settings(args).items():
-        reasons = [c.unread_settings().get(name) for c in configs]
+        reasons = [c.unread_settings().get(name) or (f"{c.method}'s suffix in --methods sets it"
+                                                     if value(c, name) != value(base, name) else None)
+                   for c in configs]
         if all(reasons):
             methods = ", ".join(dict.fromkeys(c.method for c in configs))
             raise UserError(f"{flag} has no effect on {methods}: {'; '.join(dict.fromkeys(reasons))}; drop it")
@@ -160,13 +166,13 @@ def run_command(args):
     if args.method is None:
         out = args.out or "runs/demo"
         base = active_config(args)
-        refuse_unread(args, [parse_method(m, base) for m in DEMO_METHODS])
+        refuse_unread(args, [parse_method(m, base) for m in DEMO_METHODS], base)
         _, text = compare(list(DEMO_METHODS), [args.seed], base, out, args.quiet, overwrite=args.overwrite)
         print(text + f"\nresults, report.md and plots in {out}")
         return
     config = active_config(args, args.method, args.seed)
     models.check_name(config.arch)
-    refuse_unread(args, [config])
+    refuse_unread(args, [config], config)
     out = args.out or f"runs/{args.method}-seed{args.seed}"
     result = run_active(config, out, args.quiet, overwrite=args.overwrite)
     print(rounds_table(result) + "\n" + comparison_text([result]) + f"\nresults, report.md and plots in {out}")
@@ -185,7 +191,7 @@ def compare_arguments(p: argparse.ArgumentParser) -> None:
 
 def compare_command(args):
     base = active_config(args)
-    refuse_unread(args, [parse_method(m, base) for m in args.methods])
+    refuse_unread(args, [parse_method(m, base) for m in args.methods], base)
     _, text = compare(args.methods, args.seeds, base, args.out, args.quiet, overwrite=args.overwrite)
     print(text + f"\nresults, report.md and plots in {args.out}")
 
