@@ -237,8 +237,13 @@ def test_input_refused_by_a_command_leaves_no_run_that_would_refuse_the_correcte
     (["run", "--method", "random", "--prune-ratio", "0.3"], ("--prune-ratio", "random", "only prunefuse reads it")),
     (["run", "--method", "al", "--no-kd"], ("--no-kd", "on al")),
     (["run", "--method", "prunefuse", "--svp-arch", "preact8"], ("--svp-arch", "only svp reads it")),
-    (["run", "--method", "prunefuse", "--kd-temperature", "2"], ("--kd-temperature", "distillation is off", "--kd")),
+    (["run", "--method", "prunefuse", "--kd-temperature", "2"], ("--kd-temperature", "distillation is off")),
     (["run", "--method", "prunefuse", "--no-fusion", "--fill", "zero"], ("--fill", "fusion is off")),
+    (["run", "--method", "prunefuse", "--t-sync", "3"], ("--t-sync", "with 3 budgets no refresh")),
+    (["run", "--method", "prunefuse", "--no-fusion", "--t-sync", "3", "--fill", "zero"], ("--t-sync",)),
+    (["run", "--method", "svp", "--svp-epochs", "3", "--selector-epochs", "5"], ("--selector-epochs", "--svp-epochs")),
+    (["compare", "--methods", "prunefuse-nokd", "--kd", "--kd-alpha", "0.3"], ("--kd has no effect", "suffix")),
+    (["merge", "--importance", "vib", "--allocation", "cost"], ("--allocation", "VIB pruner searches a penalty")),
     (["run", "--method", "random", "--warm-start"], ("--warm-start", "trains no selector")),
     (["run", "--method", "al", "--dataset", "fashion-mnist", "--curve-size", "100"], ("--curve-size", "--curve-every")),
     (["run", "--svp-epochs", "2"], ("--svp-epochs", "prunefuse, al, random")),
@@ -255,10 +260,13 @@ def test_a_flag_that_no_method_run_reads_is_refused(tmp_path, capsys, args, word
 
 @pytest.mark.parametrize("methods,flag,value", [("random,prunefuse-kd", "--kd-alpha", "0.3"),
                                                 ("prunefuse@0.7,prunefuse", "--prune-ratio", "0.3"),
+                                                ("prunefuse-nofusion", "--t-sync", "1"),
+                                                ("prunefuse-kd", "--kd", None),
                                                 ("svp,random", "--svp-epochs", "2"),
                                                 ("al,prunefuse-nofusion", "--prune-ratio", "0.3")])
 def test_a_flag_one_compared_method_reads_is_accepted(methods, flag, value):
-    args = build_parser().parse_args(["compare", "--methods", methods, flag, value, "--out", "unused"])
+    args = build_parser().parse_args(["compare", "--methods", methods, flag, *([value] if value else []), "--out",
+                                      "unused"])
     base = active_config(args)
     refuse_unread(args, [parse_method(m, base) for m in args.methods], base)
 

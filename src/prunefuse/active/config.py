@@ -115,12 +115,17 @@ class ActiveConfig:
         if self.method != "prunefuse":
             unread.update(dict.fromkeys((*PRUNEFUSE_FIELDS, *TARGET_TRAIN_FIELDS), "only prunefuse reads it"))
         else:
+            syncs = 0 < self.t_sync < len(self.budgets)  # a refresh comes after round T, before the last
+            if self.t_sync and not syncs:
+                unread["t_sync"] = f"with {len(self.budgets)} budgets no refresh comes before the last round"
             if not self.kd:
-                unread.update(dict.fromkeys(TARGET_TRAIN_FIELDS, "distillation is off (--kd turns it on)"))
-            if not self.fusion and not self.t_sync:
-                unread.update(dict.fromkeys(("fill", "fusion_scope"), "fusion is off (--no-fusion)"))
+                unread.update(dict.fromkeys(TARGET_TRAIN_FIELDS, "distillation is off"))
+            if not self.fusion and not syncs:
+                unread.update(dict.fromkeys(("fill", "fusion_scope"), "fusion is off"))
         if self.method != "svp":
             unread.update(dict.fromkeys(("svp_arch", "svp_epochs"), "only svp reads it"))
+        elif self.svp_epochs:
+            unread["selector_epochs"] = "svp trains its proxy for --svp-epochs"
         if self.method == "random":
             unread.update(dict.fromkeys(SELECTOR_FIELDS, "random labeling trains no selector"))
         if not self.curve_every:

@@ -10,6 +10,7 @@ import hashlib
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
+from functools import cached_property
 from pathlib import Path
 
 import torch
@@ -97,8 +98,12 @@ class Workspace:
     def __init__(self, path: str | Path, config: PoolConfig, pool: UnlabeledPool, classes: list[str]):
         self.path, self.config, self.pool, self.classes = Path(path), config, pool, classes
         self.shape = tuple(pool.images.shape[1:])
-        self.normalizer = Normalizer(*Dataset(pool.images, torch.zeros(len(pool.ids), dtype=torch.long), ["x"],
-                                              "pool", "train").channel_stats())
+
+    @cached_property
+    def normalizer(self) -> Normalizer:
+        """The pool's channel statistics: computed on first use, so that ``check`` reads no pixels."""
+        return Normalizer(*Dataset(self.pool.images, torch.zeros(len(self.pool.ids), dtype=torch.long), ["x"],
+                                   "pool", "train").channel_stats())
 
     def settings(self) -> dict:
         return {**asdict(self.config), "classes": self.classes, "input_shape": list(self.shape)}

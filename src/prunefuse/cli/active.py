@@ -125,7 +125,9 @@ def refuse_unread(args, configs: list[ActiveConfig], base: ActiveConfig) -> None
     def value(config: ActiveConfig, name: str):
         return config.train[name] if name in KD_OPTIONS else getattr(config, name)
 
-    for name, flag in given_settings(args).items():
+    given = given_settings(args)  # the switches first: a suffix that turns KD or fusion off is the cause
+    for name in sorted(given, key=lambda n: n not in ("kd", "fusion")):
+        flag = given[name]
         reasons = [c.unread_settings().get(name) or (f"{c.method}'s suffix in --methods sets it"
                                                      if value(c, name) != value(base, name) else None)
                    for c in configs]

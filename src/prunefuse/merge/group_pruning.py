@@ -81,6 +81,11 @@ class PruneConfig:
         if changed and self.importance != "vib":
             raise UserError(f"{changed[0]} shapes the VIB pruner, not {self.importance}; add --importance vib, "
                             "or drop it")
+        stepwise = [f"--{n.replace('_', '-')}" for n in ("allocation", "step_fraction", "min_step_fraction",
+                                                         "probe_rounds") if getattr(self, n) != fields[n].default]
+        if stepwise and self.importance == "vib":
+            raise UserError(f"{stepwise[0]} shapes the stepwise pruners (taylor, magnitude); the VIB pruner "
+                            "searches a penalty instead: drop it")
         if self.empty_groups and self.importance == "vib":
             raise UserError("--empty-groups applies to taylor and magnitude pruning; the VIB pruner keeps one "
                             "neuron per group")
