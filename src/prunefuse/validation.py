@@ -80,3 +80,15 @@ def check_field_types(config) -> None:
         value = getattr(config, f.name)
         if isinstance(f.type, str) and not matches(value, f.type):
             raise UserError(f"{f.name} must be of type {f.type}, got {value!r}")
+
+
+def flag(name: str) -> str:
+    """The command-line option of a config field: ``step_fraction`` -> ``--step-fraction``."""
+    return "--" + name.replace("_", "-")
+
+
+def changed_flags(config, names: Iterable[str]) -> list[str]:
+    """The options among ``names`` whose fields differ from their defaults: a config built by the API
+    cannot tell a value given from one left alone, so a changed value is taken as given."""
+    defaults = type(config).__dataclass_fields__
+    return [flag(n) for n in names if getattr(config, n) != defaults[n].default]

@@ -9,7 +9,7 @@ from ..active import ActiveConfig, compare, resume, run_active
 from ..active.compare import parse_method
 from ..active.report import comparison_text, rounds_table
 from ..errors import UserError
-from ..validation import MAX_SEED
+from ..validation import MAX_SEED, flag
 from .args import (
     COUNT,
     FRACTION,
@@ -107,10 +107,9 @@ def active_config(args, method: str | None = None, seed: int = 0) -> ActiveConfi
 
 def given_settings(args) -> dict[str, str]:
     """The config settings the command line sets, each with the flag that set it."""
-    flags = {k: f"--{k.replace('_', '-')}" for k, v in vars(args).items()
-             if v is not None and k in ActiveConfig.__dataclass_fields__ and k not in (*FLAGS, "seed", "method")}
-    flags.update({k: f"--{k.replace('_', '-')}" for k in KD_OPTIONS if getattr(args, k) is not None})
-    flags.update({k: f"--{k.replace('_', '-')}" for k in ("warm_start", "kd") if getattr(args, k)})
+    flags = {k: flag(k) for k, v in vars(args).items() if v is not None and k not in (*FLAGS, "seed", "method")
+             and (k in ActiveConfig.__dataclass_fields__ or k in KD_OPTIONS)}
+    flags.update({k: flag(k) for k in ("warm_start", "kd") if getattr(args, k)})
     if args.no_kd:
         flags["kd"] = "--no-kd"
     if args.no_fusion:
@@ -139,7 +138,7 @@ def refuse_unread(args, configs: list[ActiveConfig], base: ActiveConfig) -> None
 def given_options(args, parser_defaults: dict) -> list[str]:
     """The options set on the command line (their values differ from the parser's defaults)."""
     skip = {"resume", "quiet", "command"}
-    return [f"--{k.replace('_', '-')}" for k, v in vars(args).items()
+    return [flag(k) for k, v in vars(args).items()
             if k not in skip and v != parser_defaults.get(k)]
 
 

@@ -10,6 +10,7 @@ from ..errors import UserError
 from ..merge import MergeConfig, PruneConfig, run_merge
 from ..merge.report import merge_tables
 from ..train import TrainConfig
+from ..validation import flag
 from .args import (
     COUNT,
     FRACTION,
@@ -134,7 +135,7 @@ def merge_config(args) -> MergeConfig:
 
     kd = {k: getattr(args, k) for k in ("kd_alpha", "kd_temperature") if getattr(args, k) is not None}
     if kd and not args.distill:
-        raise UserError(f"--{next(iter(kd)).replace('_', '-')} has no effect without --distill; add --distill")
+        raise UserError(f"{flag(next(iter(kd)))} has no effect without --distill; add --distill")
     single = TrainConfig(epochs=pick("epochs"), batch_size=pick("batch_size"), lr=args.lr, schedule=args.schedule,
                          device=args.device, seed=args.seed)
     prune = PruneConfig(importance=args.importance, allocation=args.allocation, empty_groups=args.empty_groups,

@@ -12,6 +12,7 @@ from ..pruning import IMPORTANCES, pruned_costs
 from ..pruning.export import prune_to_directory
 from ..train import TrainConfig
 from ..train.experiment import train_model
+from ..validation import flag
 from .args import (
     COUNT,
     FRACTION,
@@ -116,7 +117,7 @@ def prune_command(args):
     given = {key: value for key, value in (("num_classes", args.num_classes), ("input_shape", args.input_shape),
                                            ("width", args.width)) if value is not None}  # else the API's defaults
     if args.checkpoint and given:
-        flags = [f"--{key.replace('_', '-')}" for key in given]
+        flags = [flag(key) for key in given]
         raise UserError(f"{', '.join(flags)}: the checkpoint says what network it holds; drop {' and '.join(flags)}")
     r = prune_to_directory(args.out, args.ratio, arch=args.arch, checkpoint_path=args.checkpoint, **given,
                            importance=args.importance, steps=args.steps, global_pruning=args.global_pruning,

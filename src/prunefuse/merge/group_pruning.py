@@ -32,6 +32,7 @@ from ..data.dataset import Dataset
 from ..errors import UserError
 from ..io.rundir import derive_seed
 from ..train import TrainConfig, fit, predict
+from ..validation import changed_flags
 from .grouped import SHARED, GroupedNet
 from .tasks import MultiTaskObjective
 from .vib import vib_prune
@@ -75,14 +76,11 @@ class PruneConfig:
                             f"(0, {self.step_fraction}], the step fraction")
         if not self.vib_strength > 0 or self.vib_epochs < 1:
             raise UserError("the VIB penalty must be positive and its epochs at least 1")
-        fields = PruneConfig.__dataclass_fields__
-        changed = [f"--{n.replace('_', '-')}" for n in ("vib_strength", "vib_epochs")
-                   if getattr(self, n) != fields[n].default]
+        changed = changed_flags(self, ("vib_strength", "vib_epochs"))
         if changed and self.importance != "vib":
             raise UserError(f"{changed[0]} shapes the VIB pruner, not {self.importance}; add --importance vib, "
                             "or drop it")
-        stepwise = [f"--{n.replace('_', '-')}" for n in ("allocation", "step_fraction", "min_step_fraction",
-                                                         "probe_rounds") if getattr(self, n) != fields[n].default]
+        stepwise = changed_flags(self, ("allocation", "step_fraction", "min_step_fraction", "probe_rounds"))
         if stepwise and self.importance == "vib":
             raise UserError(f"{stepwise[0]} shapes the stepwise pruners (taylor, magnitude); the VIB pruner "
                             "searches a penalty instead: drop it")

@@ -21,6 +21,7 @@ from ..io.rundir import RunDirectory, describe, differing_keys, seed_everything
 from ..io.storage import append_jsonl, write_json
 from ..models.base import init_weights, scaled
 from ..train import TrainConfig, fit
+from ..validation import changed_flags, flag
 from .assemble import assemble
 from .group_pruning import PruneConfig, prune_to_tolerance, task_accuracy, within
 from .grouped import SHARED, GroupedNet, from_classifier, plan_of
@@ -94,10 +95,9 @@ class MergeConfig:
         if not 0 < self.shared_width <= 16:
             raise UserError(f"--shared-width {self.shared_width} is out of range; use a multiplier in (0, 16]")
         for name, readers in READ_BY.items():
-            if getattr(self, name) != MergeConfig.__dataclass_fields__[name].default and \
-                    not set(readers) & set(self.methods):
-                raise UserError(f"--{name.replace('_', '-')} has no effect without the {' or '.join(readers)} "
-                                f"method; add {' or '.join(readers)} to --methods, or drop it")
+            if changed_flags(self, [name]) and not set(readers) & set(self.methods):
+                raise UserError(f"{flag(name)} has no effect without the {' or '.join(readers)} method; add "
+                                f"{' or '.join(readers)} to --methods, or drop it")
         if self.shared_epochs is not None and self.shared_epochs < 1:
             raise UserError(f"--shared-epochs {self.shared_epochs} must be at least 1")
         self.single = replace(self.single, kd_alpha=self.kd_alpha, kd_temperature=self.kd_temperature)
@@ -157,7 +157,7 @@ class MergeRun:
         self.metrics = self.out / "metrics.jsonl"
         self.merged_widths: dict[str, list[dict[str, int]]] = {}  # each merge's groups before pruning
         self.joint: dict[str, GroupedNet] = {}  # networks after joint training given by --joint, by method
-        self.prunable: dict[str, bool] = {}  # whether each merged network starts within the tolerance
+        self.prunable: dict[str, bool] = {}  # whether pruning each merged network is worth trying
         self.singles: list[GroupedNet] | None = None
 
     def log(self, record: dict) -> None:
