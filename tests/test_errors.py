@@ -215,7 +215,9 @@ def test_compare_with_other_settings_into_the_same_out_is_refused(tmp_path, caps
     assert snapshot(tmp_path / "c") == before
 
 
-@pytest.mark.parametrize("flag,value", [("--seeds", "0,0"), ("--methods", "random,random")])
+@pytest.mark.parametrize("flag,value", [("--seeds", "0,0"), ("--methods", "random,random"),
+                                        ("--methods", "prunefuse,prunefuse-nokd"),
+                                        ("--methods", "prunefuse-reinit-all,prunefuse@0.5")])
 def test_compare_refuses_a_repeated_seed_or_method(tmp_path, capsys, flag, value):
     assert_refused(capsys, cli("compare", flag, value, "--out", tmp_path / "c"), "twice")
     assert not (tmp_path / "c").exists()
@@ -231,6 +233,23 @@ def test_input_refused_by_a_command_leaves_no_run_that_would_refuse_the_correcte
                                                                                       args, words):
     assert_refused(capsys, cli(*args, "--out", tmp_path / "out"), words)
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("command", ["prune", "run", "select"])
+def test_a_ratio_that_would_empty_a_layer_leaves_nothing_that_refuses_the_corrected_command(tmp_path, pool,
+                                                                                           capsys, command):
+    labels = write_labels(tmp_path / "labels.csv", 6)
+    args = {"prune": ["prune", "--arch", "preact8", "--out", tmp_path / "out", "--ratio"],
+            "run": ["run", "--method", "prunefuse", "--dataset", "digits", "--arch", "preact8", "--pool-size", 200,
+                    "--initial", 20, "--budgets", "40", "--target-epochs", 1, "--target-steps", 0,
+                    "--selector-epochs", 1, "--test-size", 50, "--quiet", "--out", tmp_path / "out",
+                    "--prune-ratio"],
+            "select": ["select", "--pool", pool, "--labels", labels, "--budget", 3, "--arch", "preact8",
+                       "--epochs", 1, "--steps", 2, "--quiet", "--out", tmp_path / "q.csv",
+                       "--workspace", tmp_path / "out", "--prune-ratio"]}[command]
+    assert_refused(capsys, cli(*args, 0.97), "would leave none of the 16 channels", "at most 0.9375")
+    assert not (tmp_path / "out").exists()
+    assert cli(*args, 0.5) == 0
 
 
 @pytest.mark.parametrize("args,words", [

@@ -11,7 +11,7 @@ from ..io.storage import write_json
 from ..pruning.fusion import FILLS, SCOPES
 from ..validation import check_number, check_seed
 from .config import METHODS, ActiveConfig
-from .loop import ActiveRun, run_active
+from .loop import ActiveRun, method_label, run_active
 from .report import write_comparison_report
 
 SUFFIXES = ("nofusion", "nokd", "kd", *FILLS, *SCOPES)
@@ -69,6 +69,11 @@ def compare(methods: list[str], seeds: list[int], base: ActiveConfig, out: str |
     for seed in seeds:
         check_seed("seed", seed)
     configs = [(m, parse_method(m, base)) for m in methods]
+    for i, (label, cfg) in enumerate(configs):  # the report groups runs by their settings' label
+        same = next((earlier for earlier, other in configs[:i] if other == cfg), None)
+        if same:
+            raise UserError(f"'{label}' runs the same settings as '{same}' ({method_label(cfg)}): the method is given "
+                            "twice; list it once")
     for label, cfg in configs:  # bad data, budgets or architecture are refused before the folder is claimed
         ActiveRun(replace(cfg, seed=seeds[0]), out / label / f"seed{seeds[0]}", quiet)
     # The folder records the base config (methods and seeds may grow); each run locks its own folder,

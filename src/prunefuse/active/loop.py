@@ -18,7 +18,7 @@ from ..flops import count
 from ..io import checkpoint
 from ..io.rundir import RunDirectory, derive_seed, stored_config
 from ..io.storage import read_json, write_json
-from ..pruning import ChannelMap, fuse, prune, save_pruned
+from ..pruning import ChannelMap, check_prunable, fuse, prune, save_pruned
 from ..selection import select
 from ..train import evaluate, fit, predict
 from .config import ActiveConfig, resolve_budgets
@@ -64,7 +64,9 @@ class ActiveRun:
         self.shape = self.pool.train.input_shape
         self.num_classes = self.pool.train.num_classes
         self.initial, self.budgets, self.eval_at = resolve_budgets(config, len(self.pool.train))
-        models.create(config.arch, self.num_classes, self.shape[0], self.shape[1], config.width)
+        dense = models.create(config.arch, self.num_classes, self.shape[0], self.shape[1], config.width)
+        if config.method == "prunefuse":
+            check_prunable(dense, config.prune_ratio, config.round_to)
         self.selection_from = Path(selection_from) if selection_from else None
         self.state: RunState | None = None
 

@@ -23,7 +23,7 @@ from ..errors import UserError
 from ..io import checkpoint
 from ..io.rundir import RunDirectory, check_output_file, derive_seed, seed_everything, stored_config
 from ..io.storage import csv_text, read_json, write_json, write_text
-from ..pruning import FILLS, SCOPES, ChannelMap, fuse, prune, save_pruned
+from ..pruning import FILLS, SCOPES, ChannelMap, check_prunable, fuse, prune, save_pruned
 from ..selection import STRATEGIES, select
 from ..train import TrainConfig, evaluate, fit, predict
 from ..train.config import KD_SCHEDULES
@@ -98,6 +98,8 @@ class Workspace:
     def __init__(self, path: str | Path, config: PoolConfig, pool: UnlabeledPool, classes: list[str]):
         self.path, self.config, self.pool, self.classes = Path(path), config, pool, classes
         self.shape = tuple(pool.images.shape[1:])
+        c, h, _ = self.shape  # refused here, before select claims the workspace
+        check_prunable(models.create(config.arch, len(classes), c, h), config.prune_ratio)
 
     @cached_property
     def normalizer(self) -> Normalizer:

@@ -14,7 +14,7 @@ from ..io import checkpoint
 from ..io.rundir import RunDirectory, seed_everything
 from ..validation import check_choice
 from .channel_map import ChannelMap
-from .structured import IMPORTANCES, check_ratio, prune, save_pruned
+from .structured import IMPORTANCES, check_prunable, check_ratio, prune, save_pruned
 
 
 def prune_to_directory(out: str | Path, ratio: float, *, arch: str | None = None, num_classes: int = 10,
@@ -47,6 +47,7 @@ def prune_to_directory(out: str | Path, ratio: float, *, arch: str | None = None
         shape = tuple(input_shape)
         seed_everything(seed)
         model = models.create(arch, num_classes, shape[0], shape[1], width)
+    check_prunable(model, ratio, round_to, global_pruning)
     settings = {"arch": arch, "num_classes": num_classes, "input_shape": list(shape), "width": width,
                 "checkpoint": str(checkpoint_path) if checkpoint_path else None, "ratio": ratio,
                 "importance": importance, "steps": steps, "global_pruning": global_pruning, "round_to": round_to,

@@ -40,6 +40,15 @@ def check_ratio(ratio: float) -> None:
     check_number("prune ratio (the fraction of channels to remove)", ratio, 0, 1, closed="neither")
 
 
+def check_prunable(model: nn.Module, ratio: float, round_to: int | None = None,
+                   global_pruning: bool = False) -> None:
+    """Refuse what ``prune`` would refuse for this ratio without pruning, so that a command can check
+    before it claims its run directory (a refused run must not leave one behind)."""
+    check_ratio(ratio)
+    if round_to is None and not global_pruning:
+        check_nothing_emptied(mapped_layers(model), classifier_of(model), ratio)
+
+
 def check_nothing_emptied(layers: dict[str, nn.Module], head: nn.Module, ratio: float) -> None:
     """Torch-Pruning keeps int(width * (1 - ratio)) channels and leaves a layer whole where that is none, so
     too high a ratio would prune less, or nothing, without a word."""
@@ -83,7 +92,7 @@ def prune(model: nn.Module, ratio: float, example_input: torch.Tensor, importanc
     that many channels in every pruned layer (the nearest one, at least one), widths vector units like.
     Pass the ``channel_map`` of an already pruned ``model`` to get a map that refers to the original
     dense network. The input model is left untouched."""
-    check_ratio(ratio)
+    check_prunable(model, ratio, round_to, global_pruning)
     check_number("steps", steps, 1, integer=True)
     if round_to is not None:
         check_number("round_to", round_to, 1, integer=True)
@@ -94,10 +103,7 @@ def prune(model: nn.Module, ratio: float, example_input: torch.Tensor, importanc
         p.requires_grad_(True)  # Torch-Pruning silently skips frozen parameters
     was_training = model.training
     model.eval()
-    layers = mapped_layers(model)
-    if round_to is None and not global_pruning:
-        check_nothing_emptied(layers, classifier_of(model), ratio)
-    names = {m: n for n, m in layers.items()}
+    names = {m: n for n, m in mapped_layers(model).items()}
     kept = ChannelMap.identity(model, arch)
     try:
         pruner = RoundingPruner(model, example_input, importance=make_importance(importance, model),
