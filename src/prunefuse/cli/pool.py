@@ -4,8 +4,17 @@
 from __future__ import annotations
 
 import argparse
+from dataclasses import replace
 
-from ..active.pool import FitConfig, PoolConfig, fit_from_pool, predict_images, select_from_pool
+from ..active.pool import (
+    FitConfig,
+    PoolConfig,
+    default_workspace,
+    fit_from_pool,
+    predict_images,
+    saved_workspace,
+    select_from_pool,
+)
 from ..errors import UserError
 from .args import COUNT, FRACTION, NON_NEGATIVE_INT, POSITIVE, SEED, names, number
 
@@ -20,22 +29,29 @@ def add_pool_arguments(p: argparse.ArgumentParser) -> None:
                    "prunefuse-work beside the labels file)")
 
 
+SELECTOR_FIELDS = ("arch", "prune_ratio", "epochs", "steps", "batch_size", "lr", "image_size", "seed")
+
+
 def add_selector_arguments(p: argparse.ArgumentParser) -> None:
     d = PoolConfig()
-    g = p.add_argument_group("selector")
-    g.add_argument("--arch", default=d.arch)
-    g.add_argument("--prune-ratio", type=FRACTION, default=d.prune_ratio)
-    g.add_argument("--epochs", type=COUNT, default=d.epochs, help="selector training epochs")
-    g.add_argument("--steps", type=NON_NEGATIVE_INT, default=d.steps, help="at least this many optimizer steps")
-    g.add_argument("--batch-size", type=COUNT, default=d.batch_size)
-    g.add_argument("--lr", type=POSITIVE, default=d.lr)
+    g = p.add_argument_group("selector", "each defaults to the setting the workspace was made with, and for a new "
+                             "workspace to the value shown")
+    g.add_argument("--arch", help=f"default {d.arch}")
+    g.add_argument("--prune-ratio", type=FRACTION, help=f"default {d.prune_ratio}")
+    g.add_argument("--epochs", type=COUNT, help=f"selector training epochs (default {d.epochs})")
+    g.add_argument("--steps", type=NON_NEGATIVE_INT, help=f"at least this many optimizer steps (default {d.steps})")
+    g.add_argument("--batch-size", type=COUNT, help=f"default {d.batch_size}")
+    g.add_argument("--lr", type=POSITIVE, help=f"default {d.lr}")
     g.add_argument("--image-size", type=number(8, integer=True), help="resize folder images to this size")
-    g.add_argument("--seed", type=SEED, default=0)
+    g.add_argument("--seed", type=SEED, help=f"default {d.seed}")
 
 
 def pool_config(args, **extra) -> PoolConfig:
-    return PoolConfig(arch=args.arch, prune_ratio=args.prune_ratio, epochs=args.epochs, steps=args.steps,
-                      batch_size=args.batch_size, lr=args.lr, image_size=args.image_size, seed=args.seed, **extra)
+    """The workspace's settings with the flags given on top, so that a later select repeats none of them
+    (the defaults where no workspace exists yet)."""
+    saved = saved_workspace(args.workspace or default_workspace(args.labels))
+    given = {name: getattr(args, name) for name in SELECTOR_FIELDS if getattr(args, name) is not None}
+    return replace(saved[0] if saved else PoolConfig(), **given, **extra)
 
 
 def select_arguments(p: argparse.ArgumentParser) -> None:
@@ -45,7 +61,7 @@ def select_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--selection", default="least_confidence",
                    help="least_confidence (default), margin, entropy, kcenter, badge, random")
     add_selector_arguments(p)
-    p.add_argument("--overwrite", action="store_true", help="start the workspace afresh (other selector settings)")
+    p.add_argument("--overwrite", action="store_true", help="start the workspace afresh (for other selector settings)")
     p.add_argument("--quiet", action="store_true")
 
 
