@@ -105,6 +105,26 @@ def test_image_folder_with_split_and_resize(tmp_path):
     assert int(ds.images[1].float().mean()) == 200
 
 
+def test_one_set_of_images_is_split_so_that_test_images_are_never_trained_on(tmp_path):
+    for i in range(8):
+        _png(tmp_path / "flat" / ("cat" if i % 2 else "dog") / f"{i}.png", 10 * i)
+    np.savez(tmp_path / "d.npz", x=np.arange(16, dtype=np.uint8)[:, None, None].repeat(8, 1).repeat(8, 2),
+             y=np.arange(16) % 2)
+    for name, where, n in (("imagefolder", tmp_path / "flat", 8), ("npz", tmp_path / "d.npz", 16)):
+        train, test = data.load(name, "train", where), data.load(name, "test", where)
+        assert (len(train), len(test)) == (n * 3 // 4, n // 4)
+        seen = {bytes(x.numpy()) for x in train.images}
+        assert not any(bytes(x.numpy()) in seen for x in test.images)
+        assert sorted(test.labels.tolist()) == [0] * (n // 8) + [1] * (n // 8)  # stratified
+        assert data.load(name, "test", where).images.equal(test.images)  # fixed
+
+
+def test_image_folder_with_one_split_folder_refuses_the_other(tmp_path):
+    _png(tmp_path / "train" / "cat" / "a.png", 10)
+    with pytest.raises(UserError, match="has train/ but no test/"):
+        data.load("imagefolder", "test", tmp_path)
+
+
 def test_image_folder_bad_image(tmp_path):
     (tmp_path / "cls").mkdir()
     (tmp_path / "cls" / "x.png").write_bytes(b"not a png")

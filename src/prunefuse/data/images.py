@@ -48,8 +48,12 @@ def read_images(paths: list[Path], image_size: int | None = None) -> torch.Tenso
 
 
 def read_image_folder(root: Path, split: str, image_size: int | None = None):
-    """``root/<class>/*.png``, or ``root/<split>/<class>/*.png`` where split folders exist."""
-    base = root / split if (root / split).is_dir() else root
+    """``root/<split>/<class>/*.png``, or ``root/<class>/*.png`` (the caller splits that)."""
+    split_folders = [s for s in ("train", "test") if (root / s).is_dir()]
+    if split_folders and split not in split_folders:
+        raise UserError(f"{root} has {split_folders[0]}/ but no {split}/; add {root / split}/<class>/<image>, or "
+                        "put the class folders directly in the root to have a fixed 25% held out")
+    base = root / split if split_folders else root
     if not base.is_dir():
         raise UserError(f"{base}: no such folder; pass --data-dir pointing at a folder with one subfolder per class")
     classes = sorted(d.name for d in base.iterdir() if d.is_dir())

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import UserError
-from .arrays import read_digits, read_npz
+from .arrays import fixed_split, read_digits, read_npz
 from .cifar import read_cifar
 from .dataset import Dataset
 from .grid import fashion_grid
@@ -192,4 +192,6 @@ def load(name: str, split: str = "train", data_dir: str | os.PathLike | None = N
         images, labels, classes, ids = read_image_folder(root, split, image_size)
     else:
         images, labels, classes = read_npz(root, split)
-    return Dataset(images, labels, classes, name, split, ids)
+    dataset = Dataset(images, labels, classes, name, split, ids)
+    one_set = root.is_file() if name == "npz" else name == "imagefolder" and not (root / split).is_dir()
+    return dataset.subset(fixed_split(labels.numpy(), split).tolist()) if one_set else dataset
