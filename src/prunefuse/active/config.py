@@ -13,7 +13,8 @@ from ..train import TrainConfig
 from ..validation import check_choice, check_field_types, check_number, check_seed
 
 METHODS = ("prunefuse", "al", "svp", "random")
-# SVP's proxy: a shallower network of the same family.
+# SVP's proxy: a smaller network, of the same family where the zoo has one (lenet5 and preact8 are
+# their own)
 SVP_PROXY = {"preact20": "preact8", "preact14": "preact8", "preact56": "preact20", "preact110": "preact20",
              "preact164": "preact56", "vgg16": "vgg11", "resnet18": "preact20", "vgg11": "preact20",
              "lenet5": "lenet5", "preact8": "preact8"}

@@ -55,7 +55,8 @@ def add_active_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--selector-epochs", type=COUNT, help=f"default {d.selector_epochs}")
     g.add_argument("--selector-steps", type=NON_NEGATIVE_INT, help=f"at least this many optimizer steps per "
                    f"selector fit (default {d.selector_steps}; 0: epochs alone)")
-    g.add_argument("--svp-arch", help="SVP proxy architecture (default: a shallower one of the same family)")
+    g.add_argument("--svp-arch", help="SVP proxy architecture (default: a smaller one, e.g. preact8 for "
+                   "preact20; README lists them)")
     g.add_argument("--svp-epochs", type=COUNT)
     g.add_argument("--t-sync", type=NON_NEGATIVE_INT, help="refresh the selector every T rounds (default 0: fixed)")
     g.add_argument("--warm-start", action="store_true", help="continue the selector from the last round")
