@@ -195,13 +195,19 @@ def test_select_command_on_an_npz_pool(tmp_path):
         rows = list(csv.DictReader(f))
     assert len(rows) == 5 and len({r["id"] for r in rows}) == 5
     assert not {r["id"] for r in rows} & {f"s{i}" for i in range(10)}
-    # a later select takes the workspace's settings: --arch preact8 and --epochs 2 need not be repeated
+    # a later select, from the API too, takes the workspace's settings: --arch preact8 and --epochs 2
+    # need not be repeated; --overwrite starts afresh from the defaults
+    from prunefuse.active import select_from_pool
+
     with open(tmp_path / "labels.csv", "a") as f:
         f.writelines(f"{r['id']},cat\n" for r in rows)
-    assert main(["select", "--pool", str(pool), "--labels", str(tmp_path / "labels.csv"), "--budget", "5",
-                 "--out", str(out), "--quiet"]) == 0
+    assert len(select_from_pool(pool, tmp_path / "labels.csv", 5, out, quiet=True)) == 5
     settings = json.loads((tmp_path / "prunefuse-work" / "config.json").read_text())["config"]
     assert (settings["arch"], settings["epochs"]) == ("preact8", 2)
+    assert main(["select", "--pool", str(pool), "--labels", str(tmp_path / "labels.csv"), "--budget", "5",
+                 "--out", str(out), "--quiet", "--overwrite", "--steps", "2"]) == 0
+    settings = json.loads((tmp_path / "prunefuse-work" / "config.json").read_text())["config"]
+    assert (settings["arch"], settings["epochs"], settings["steps"]) == ("preact20", 30, 2)
 
 
 @pytest.mark.parametrize("body,message", [

@@ -125,6 +125,19 @@ def test_image_folder_with_one_split_folder_refuses_the_other(tmp_path):
         data.load("imagefolder", "test", tmp_path)
 
 
+def test_a_class_called_train_is_a_class(tmp_path):
+    for i in range(8):
+        _png(tmp_path / ("train" if i % 2 else "bus") / f"{i}.png", 10 * i)
+    train, test = data.load("imagefolder", "train", tmp_path), data.load("imagefolder", "test", tmp_path)
+    assert train.classes == test.classes == ["bus", "train"] and (len(train), len(test)) == (6, 2)
+
+
+def test_one_image_cannot_hold_out_a_test_split(tmp_path):
+    np.savez(tmp_path / "d.npz", x=np.zeros((1, 8, 8), np.uint8), y=np.zeros(1))
+    with pytest.raises(UserError, match="one image"):
+        data.load("npz", "test", tmp_path / "d.npz")
+
+
 def test_image_folder_bad_image(tmp_path):
     (tmp_path / "cls").mkdir()
     (tmp_path / "cls" / "x.png").write_bytes(b"not a png")

@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from functools import cached_property
 from pathlib import Path
 
@@ -85,6 +85,13 @@ def saved_workspace(path: str | Path) -> tuple[PoolConfig, list[str]] | None:
     except TypeError as e:
         raise UserError(f"{path / 'config.json'}: not a workspace's settings ({e}); pass the --workspace that "
                         "prunefuse select made") from None
+
+
+def workspace_config(workspace: str | Path, overwrite: bool = False, **given) -> PoolConfig:
+    """The settings the workspace was made with (the defaults for a new one, or one started afresh with
+    ``overwrite``) with ``given`` on top, so that a later select repeats none of them."""
+    saved = None if overwrite else saved_workspace(workspace)
+    return replace(saved[0] if saved else PoolConfig(), **given)
 
 
 def labels_digest(ids: list[str], names: list[str]) -> str:
@@ -195,9 +202,10 @@ def select_from_pool(pool_path: str | Path, labels_path: str | Path, budget: int
     """Write ``out`` (CSV: id, score) with the ``budget`` unlabeled samples to label next.
 
     The selector is PruneFuse's: the untrained target pruned once (kept in ``workspace``, by default
-    ``prunefuse-work`` beside the labels), trained on the labels so far. ``on_epoch`` hears of each
-    epoch of its training (fit's record)."""
-    config = config or PoolConfig()
+    ``prunefuse-work`` beside the labels), trained on the labels so far, with ``config`` or else the
+    workspace's settings (see ``workspace_config``). ``on_epoch`` hears of each epoch of its training
+    (fit's record)."""
+    config = config or workspace_config(workspace or default_workspace(labels_path), overwrite)
     out = Path(out)
     check_output_file(out)
     check_number("budget", budget, 1, integer=True)

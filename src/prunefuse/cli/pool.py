@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import argparse
-from dataclasses import replace
 
 from ..active.pool import (
     FitConfig,
@@ -12,8 +11,8 @@ from ..active.pool import (
     default_workspace,
     fit_from_pool,
     predict_images,
-    saved_workspace,
     select_from_pool,
+    workspace_config,
 )
 from ..errors import UserError
 from .args import COUNT, FRACTION, NON_NEGATIVE_INT, POSITIVE, SEED, names, number
@@ -47,11 +46,8 @@ def add_selector_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def pool_config(args, **extra) -> PoolConfig:
-    """The workspace's settings with the flags given on top, so that a later select repeats none of them
-    (the defaults where no workspace exists yet)."""
-    saved = saved_workspace(args.workspace or default_workspace(args.labels))
     given = {name: getattr(args, name) for name in SELECTOR_FIELDS if getattr(args, name) is not None}
-    return replace(saved[0] if saved else PoolConfig(), **given, **extra)
+    return workspace_config(args.workspace or default_workspace(args.labels), args.overwrite, **given, **extra)
 
 
 def select_arguments(p: argparse.ArgumentParser) -> None:
@@ -61,7 +57,8 @@ def select_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--selection", default="least_confidence",
                    help="least_confidence (default), margin, entropy, kcenter, badge, random")
     add_selector_arguments(p)
-    p.add_argument("--overwrite", action="store_true", help="start the workspace afresh (for other selector settings)")
+    p.add_argument("--overwrite", action="store_true", help="start the workspace afresh, with the selector flags "
+                   "given and the defaults for the rest")
     p.add_argument("--quiet", action="store_true")
 
 

@@ -47,13 +47,18 @@ def read_images(paths: list[Path], image_size: int | None = None) -> torch.Tenso
     return torch.from_numpy(np.stack(arrays))
 
 
+def split_folders(root: Path) -> list[str]:
+    """The split folders under ``root``: those that hold class folders (a class called "train" holds images)."""
+    return [s for s in ("train", "test") if (root / s).is_dir() and any(d.is_dir() for d in (root / s).iterdir())]
+
+
 def read_image_folder(root: Path, split: str, image_size: int | None = None):
     """``root/<split>/<class>/*.png``, or ``root/<class>/*.png`` (the caller splits that)."""
-    split_folders = [s for s in ("train", "test") if (root / s).is_dir()]
-    if split_folders and split not in split_folders:
-        raise UserError(f"{root} has {split_folders[0]}/ but no {split}/; add {root / split}/<class>/<image>, or "
+    splits = split_folders(root) if root.is_dir() else []
+    if splits and split not in splits:
+        raise UserError(f"{root} has {splits[0]}/ but no {split}/; add {root / split}/<class>/<image>, or "
                         "put the class folders directly in the root to have a fixed 25% held out")
-    base = root / split if split_folders else root
+    base = root / split if splits else root
     if not base.is_dir():
         raise UserError(f"{base}: no such folder; pass --data-dir pointing at a folder with one subfolder per class")
     classes = sorted(d.name for d in base.iterdir() if d.is_dir())

@@ -15,7 +15,7 @@ from .cifar import read_cifar
 from .dataset import Dataset
 from .grid import fashion_grid
 from .idx import has_idx_files, missing_idx_files, read_idx_split
-from .images import read_image_folder, read_tiny_imagenet
+from .images import read_image_folder, read_tiny_imagenet, split_folders
 
 SPLITS = ("train", "test")
 FASHION_CLASSES = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker",
@@ -193,5 +193,9 @@ def load(name: str, split: str = "train", data_dir: str | os.PathLike | None = N
     else:
         images, labels, classes = read_npz(root, split)
     dataset = Dataset(images, labels, classes, name, split, ids)
-    one_set = root.is_file() if name == "npz" else name == "imagefolder" and not (root / split).is_dir()
-    return dataset.subset(fixed_split(labels.numpy(), split).tolist()) if one_set else dataset
+    one_set = root.is_file() if name == "npz" else name == "imagefolder" and not split_folders(root)
+    if not one_set:
+        return dataset
+    if len(dataset) == 1:
+        raise UserError(f"{root}: one image, and a test split is held out of the same images; add images")
+    return dataset.subset(fixed_split(labels.numpy(), split).tolist())
