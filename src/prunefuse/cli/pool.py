@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import argparse
+from dataclasses import fields
 
 from ..active.pool import (
     FitConfig,
@@ -28,7 +29,7 @@ def add_pool_arguments(p: argparse.ArgumentParser) -> None:
                    "prunefuse-work beside the labels file)")
 
 
-SELECTOR_FIELDS = ("arch", "prune_ratio", "epochs", "steps", "batch_size", "lr", "image_size", "seed")
+SELECTOR_FIELDS = [f.name for f in fields(PoolConfig) if f.name != "selection"]  # select's --selection is not kept
 
 
 def add_selector_arguments(p: argparse.ArgumentParser) -> None:
