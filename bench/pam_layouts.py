@@ -1,17 +1,19 @@
 """What a merged layout would save, priced exactly before anyone trains it: for a finished merge run,
 each method's FLOPs against no merging (all tasks, the mean over subsets and over single tasks, the
 least favourable subset), beside hypothetical layouts of the same plan given as per-layer widths
-``shared+exclusive`` (every task the same exclusive width). It asks whether a target is reachable at
-all with the widths the pruned networks need, not whether training reaches it.
+``shared+exclusive`` (one exclusive width for every task, or one per task: ``6+1/1/3/2/1``). It asks
+whether a target is reachable at all with the widths the pruned networks need, not whether training
+reaches it.
 
     python bench/pam_layouts.py --run runs/pam5e48-seeds/seed1 --model runs/pam5e48-seed1/pam/model.json \
         --layout 4+0,6+1,20+6,12+4
 
 The plan and head sizes come from a saved merged network of the same tasks (``--model``; by default
 the first one under the run's folder). Pricing needs no data. ``--train-epochs N`` also trains each
-layout from scratch on all tasks, as the shared trunk is trained, and reports how far its worst task
-falls below its single network; it takes the run's merge flags after ``--``, ``--checkpoints`` (the
-run's single networks) and ``--seed`` (its validation split) included:
+layout from scratch on all tasks, as the shared trunk is trained, and reports how far each task (on
+validation) and the worst task (on validation and test) fall below their single networks; it takes
+the run's merge flags after ``--``, ``--checkpoints`` (the run's single networks) and ``--seed`` (its
+validation split) included:
 
     python bench/pam_layouts.py --run runs/pam5e48-seeds/seed1 --model runs/pam5e48-seed1/pam/model.json \
         --layout 4+0,4+1,20+4,12+3 --train-epochs 60 -- --dataset fashion-mnist-grid \
@@ -31,17 +33,23 @@ from prunefuse.merge.grouped import SHARED, GroupedNet, Plan, group_name
 from prunefuse.merge.pipeline import MergeRun, flops_ratios
 
 VAL_DROP, TEST_DROP = "val: worst task below its single (points)", "test: worst task below its single (points)"
+PER_TASK = "val: each task below its single (points)"
 
 
 def parse_layout(text: str, layers: int, tasks: int) -> list[dict[str, int]]:
-    """``"4+0,6+1,..."``: per layer the shared width, then each task's exclusive width."""
+    """``"4+0,6+1,..."``: per layer the shared width, then every task's exclusive width, or each task's
+    own as ``6+1/1/3/2/1`` (a task whose single network needed more can have more)."""
+    usage = f"layout '{text}': give {layers} layers of SHARED+EXCLUSIVE, e.g. 4+0,6+1,20+6,12+4, shared at least 1; " \
+            f"EXCLUSIVE is one width or {tasks} widths joined by /"
     try:
-        pairs = [tuple(int(v) for v in layer.split("+")) for layer in text.split(",")]
+        pairs = [layer.split("+") for layer in text.split(",")]
+        widths = [(int(p[0]), [int(e) for e in p[1].split("/")]) for p in pairs if len(p) == 2]
     except ValueError:
-        raise SystemExit(f"layout '{text}': write per layer SHARED+EXCLUSIVE, e.g. 4+0,6+1,20+6,12+4") from None
-    if len(pairs) != layers or any(len(p) != 2 or p[0] < 1 or p[1] < 0 for p in pairs):
-        raise SystemExit(f"layout '{text}': give {layers} layers of SHARED+EXCLUSIVE, shared at least 1")
-    return [{SHARED: s, **{group_name(t): e for t in range(tasks)}} for s, e in pairs]
+        raise SystemExit(usage) from None
+    if len(widths) != layers or len(pairs) != layers or any(
+            s < 1 or len(e) not in (1, tasks) or min(e) < 0 for s, e in widths):
+        raise SystemExit(usage)
+    return [{SHARED: s, **{group_name(t): e[t % len(e)] for t in range(tasks)}} for s, e in widths]
 
 
 def layout_method(net: GroupedNet, subsets: list[list[int]]) -> dict:
@@ -68,19 +76,21 @@ def trained_drops(flags: list[str], nets: dict[str, GroupedNet], epochs: int) ->
         run.joint_finetune(net, epochs, config.single.lr, config.single.schedule)
         mine = {key: run.accuracy(net, every, data) for key, data in splits.items()}
         drops[name] = {key: 100 * max(single[key][t] - mine[key][t] for t in every) for key in splits}
+        drops[name][PER_TASK] = " / ".join(f"{100 * (single[VAL_DROP][t] - mine[VAL_DROP][t]):.2f}" for t in every)
     return drops
 
 
 def run_drops(results: dict, method: dict) -> dict:
     """A run's method as ``trained_drops`` reports a layout; the run keeps test accuracies only."""
-    return {VAL_DROP: "(not kept)", TEST_DROP: largest_drop(results, method)}
+    return {VAL_DROP: "(not kept)", TEST_DROP: largest_drop(results, method), PER_TASK: "(not kept)"}
 
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--run", type=Path, required=True, help="a finished merge run that holds no merging")
     p.add_argument("--model", type=Path, help="a merged network's model.json (default: one under --run)")
-    p.add_argument("--layout", action="append", default=[], help="SHARED+EXCLUSIVE per layer; repeatable")
+    p.add_argument("--layout", action="append", default=[],
+                   help="SHARED+EXCLUSIVE per layer, EXCLUSIVE one width or one per task (1/1/3/2/1); repeatable")
     p.add_argument("--train-epochs", type=int, default=0,
                    help="also train each layout from scratch for this many epochs (needs the merge flags after --)")
     p.add_argument("merge_flags", nargs="*", help="the run's flags for prunefuse merge, after --")

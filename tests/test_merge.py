@@ -894,3 +894,15 @@ def test_merge_bad_input_gets_one_line_and_exit_2(args, message, tmp_path, capsy
     err = capsys.readouterr().err
     assert code == 2 and message in err and len(err.strip().splitlines()) == 1
     assert not (tmp_path / "run").exists()  # nothing left that would refuse the corrected command
+
+
+def test_a_layout_gives_each_task_its_own_exclusive_width_or_one_for_all(monkeypatch):
+    """bench/pam_layouts.py prices the layouts it is given; a misread width would misprice them."""
+    monkeypatch.syspath_prepend(str(Path(__file__).parents[1] / "bench"))
+    from pam_layouts import parse_layout
+    uniform, own = parse_layout("3+1,4+0", 2, 3), parse_layout("3+0/1/2,4+2", 2, 3)
+    assert uniform == [{"shared": 3, "t0": 1, "t1": 1, "t2": 1}, {"shared": 4, "t0": 0, "t1": 0, "t2": 0}]
+    assert own == [{"shared": 3, "t0": 0, "t1": 1, "t2": 2}, {"shared": 4, "t0": 2, "t1": 2, "t2": 2}]
+    for wrong in ("3+0/1,4+0", "3+1", "0+1,4+0", "3+a,4+0", "3+1,4+0,5+0", "3,4+0"):
+        with pytest.raises(SystemExit, match="SHARED\\+EXCLUSIVE"):
+            parse_layout(wrong, 2, 3)
