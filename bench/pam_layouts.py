@@ -49,7 +49,7 @@ def parse_layout(text: str, layers: int, tasks: int) -> list[dict[str, int]]:
     if len(widths) != layers or len(pairs) != layers or any(
             s < 1 or len(e) not in (1, tasks) or min(e) < 0 for s, e in widths):
         raise SystemExit(usage)
-    return [{SHARED: s, **{group_name(t): e[t % len(e)] for t in range(tasks)}} for s, e in widths]
+    return [{SHARED: s, **{group_name(t): e[t] if len(e) > 1 else e[0] for t in range(tasks)}} for s, e in widths]
 
 
 def layout_method(net: GroupedNet, subsets: list[list[int]]) -> dict:
