@@ -13,7 +13,8 @@ the first one under the run's folder). Pricing needs no data. ``--train-epochs N
 layout from scratch on all tasks, as the shared trunk is trained, and reports how far each task (on
 validation) and the worst task (on validation and test) fall below their single networks; it takes
 the run's merge flags after ``--``, ``--checkpoints`` (the run's single networks) and ``--seed`` (its
-validation split) included:
+validation split) included; ``--train-seed`` trains with another seed on the same split, to tell a
+layout's shortfall from the luck of one training run:
 
     python bench/pam_layouts.py --run runs/pam5e48-seeds/seed1 --model runs/pam5e48-seed1/pam/model.json \
         --layout 4+0,4+1,20+4,12+3 --train-epochs 60 -- --dataset fashion-mnist-grid \
@@ -22,6 +23,7 @@ validation split) included:
 from __future__ import annotations
 
 import argparse
+from dataclasses import replace
 from pathlib import Path
 
 from common import finished_results, header, largest_drop, table
@@ -57,9 +59,13 @@ def layout_method(net: GroupedNet, subsets: list[list[int]]) -> dict:
     return {"subsets": [{"tasks": tasks, "flops": 2 * net.analytic_macs(tasks)} for tasks in subsets]}
 
 
-def trained_drops(flags: list[str], nets: dict[str, GroupedNet], epochs: int) -> dict[str, dict]:
+def trained_drops(flags: list[str], nets: dict[str, GroupedNet], epochs: int,
+                  train_seed: int | None = None) -> dict[str, dict]:
     """Train each network from scratch on all tasks (the shared trunk's schedule: the single networks'
-    learning rate and schedule) and give its worst task's accuracy below its single network, in points."""
+    learning rate and schedule) and give its worst task's accuracy below its single network, in points.
+    ``train_seed`` draws another initialisation and batch order while the validation split, which must
+    stay the one the single networks were trained without, keeps following ``--seed``: it measures how
+    much of a drop is the luck of one training run."""
     config = merge_config(build_parser().parse_args(["merge", "--out", "unused", *flags]))
     if not config.checkpoints:
         raise SystemExit("--train-epochs needs the run's merge flags after --, --checkpoints and --seed included")
@@ -69,9 +75,11 @@ def trained_drops(flags: list[str], nets: dict[str, GroupedNet], epochs: int) ->
     every = tuple(range(len(run.singles)))
     splits = {VAL_DROP: run.val, TEST_DROP: run.test}
     single = {key: [run.accuracy(s, (t,), data)[t] for t, s in enumerate(run.singles)] for key, data in splits.items()}
+    if train_seed is not None:
+        run.config.single = replace(run.config.single, seed=train_seed)
     drops = {}
     for name, net in nets.items():
-        seed_everything(config.single.seed)
+        seed_everything(run.config.single.seed)
         net = GroupedNet(net.plan, net.widths, net.head_sizes)
         run.joint_finetune(net, epochs, config.single.lr, config.single.schedule)
         mine = {key: run.accuracy(net, every, data) for key, data in splits.items()}
@@ -93,6 +101,8 @@ def main() -> None:
                    help="SHARED+EXCLUSIVE per layer, EXCLUSIVE one width or one per task (1/1/3/2/1); repeatable")
     p.add_argument("--train-epochs", type=int, default=0,
                    help="also train each layout from scratch for this many epochs (needs the merge flags after --)")
+    p.add_argument("--train-seed", type=int,
+                   help="initialise and order batches with this seed instead of --seed's (the split stays --seed's)")
     p.add_argument("merge_flags", nargs="*", help="the run's flags for prunefuse merge, after --")
     args = p.parse_args()
     if args.train_epochs < 0:
@@ -112,7 +122,7 @@ def main() -> None:
     layouts = {f"layout {text}": GroupedNet(plan, parse_layout(text, len(plan.layers), len(heads)), heads)
                for text in args.layout}
     candidates.update({name: layout_method(net, subsets) for name, net in layouts.items()})
-    drops = trained_drops(args.merge_flags, layouts, args.train_epochs) if args.train_epochs else {}
+    drops = trained_drops(args.merge_flags, layouts, args.train_epochs, args.train_seed) if args.train_epochs else {}
     header(f"Methods of {args.run} and hypothetical layouts, priced against no merging (FLOPs ratios)")
     rows = []
     for name, method in candidates.items():

@@ -2,6 +2,7 @@ import json
 import math
 from dataclasses import replace
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 import torch
@@ -906,3 +907,36 @@ def test_a_layout_gives_each_task_its_own_exclusive_width_or_one_for_all(monkeyp
     for wrong in ("3+0/1,4+0", "3+1", "0+1,4+0", "3+a,4+0", "3+1,4+0,5+0", "3,4+0"):
         with pytest.raises(SystemExit, match="SHARED\\+EXCLUSIVE"):
             parse_layout(wrong, 2, 3)
+
+
+@pytest.mark.parametrize("train_seed, expected", [(None, 3), (7, 7)])
+def test_a_layout_trains_with_its_own_seed_on_the_run_split(monkeypatch, train_seed, expected):
+    """A second training seed must not move the validation split: the single networks were trained
+    without it, and another split would score them on their own training images."""
+    monkeypatch.syspath_prepend(str(Path(__file__).parents[1] / "bench"))
+    import pam_layouts
+    seen = {}
+
+    class Run:
+        def __init__(self, config, out, quiet):
+            self.config = config
+
+        def load_data(self):
+            seen["split"], self.val, self.test = self.config.single.seed, "val", "test"
+
+        def load_singles(self, paths):
+            return [None, None]
+
+        def accuracy(self, net, which, data):
+            return dict.fromkeys(which, 0.9)
+
+        def joint_finetune(self, net, epochs, lr, schedule):
+            seen["training"], seen["init"] = self.config.single.seed, torch.initial_seed()
+
+    monkeypatch.setattr(pam_layouts, "MergeRun", Run)
+    monkeypatch.setattr(pam_layouts, "GroupedNet", lambda plan, widths, heads: "net")
+    layout = SimpleNamespace(plan=None, widths=None, head_sizes=None)
+    flags = ["--dataset", "fashion-mnist-grid", "--tasks", "0-1,2-3", "--seed", "3", "--checkpoints", "a,b"]
+    drops = pam_layouts.trained_drops(flags, {"layout": layout}, 1, train_seed)
+    assert seen == {"split": 3, "training": expected, "init": expected}
+    assert drops["layout"][pam_layouts.PER_TASK] == "0.00 / 0.00"
