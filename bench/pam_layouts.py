@@ -76,10 +76,10 @@ def trained_drops(flags: list[str], nets: dict[str, GroupedNet], epochs: int,
     splits = {VAL_DROP: run.val, TEST_DROP: run.test}
     single = {key: [run.accuracy(s, (t,), data)[t] for t, s in enumerate(run.singles)] for key, data in splits.items()}
     if train_seed is not None:
-        run.config.single = replace(run.config.single, seed=train_seed)
+        config.single = replace(config.single, seed=train_seed)  # the run reads this config
     drops = {}
     for name, net in nets.items():
-        seed_everything(run.config.single.seed)
+        seed_everything(config.single.seed)
         net = GroupedNet(net.plan, net.widths, net.head_sizes)
         run.joint_finetune(net, epochs, config.single.lr, config.single.schedule)
         mine = {key: run.accuracy(net, every, data) for key, data in splits.items()}
