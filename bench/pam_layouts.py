@@ -23,6 +23,8 @@ layout's shortfall from the luck of one training run:
 from __future__ import annotations
 
 import argparse
+import sys
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
@@ -59,6 +61,18 @@ def layout_method(net: GroupedNet, subsets: list[list[int]]) -> dict:
     return {"subsets": [{"tasks": tasks, "flops": 2 * net.analytic_macs(tasks)} for tasks in subsets]}
 
 
+def progress(name: str, epochs: int) -> Callable[[dict], None]:
+    """A line on stderr every tenth of the epochs: training a layout takes an hour and more on one CPU
+    thread, and a log that stays empty that long cannot be told from a hung run."""
+    every = max(1, epochs // 10)
+
+    def report(record: dict) -> None:
+        if record["epoch"] % every == 0 or record["epoch"] == epochs:
+            print(f"{name}: epoch {record['epoch']}/{epochs}, train loss {record['train_loss']:.4f}, train accuracy "
+                  f"{record['train_accuracy']:.4f}, {record['seconds']:.1f} s an epoch", file=sys.stderr, flush=True)
+    return report
+
+
 def trained_drops(flags: list[str], nets: dict[str, GroupedNet], epochs: int,
                   train_seed: int | None = None) -> dict[str, dict]:
     """Train each network from scratch on all tasks (the shared trunk's schedule: the single networks'
@@ -81,7 +95,7 @@ def trained_drops(flags: list[str], nets: dict[str, GroupedNet], epochs: int,
     for name, net in nets.items():
         seed_everything(config.single.seed)
         net = GroupedNet(net.plan, net.widths, net.head_sizes)
-        run.joint_finetune(net, epochs, config.single.lr, config.single.schedule)
+        run.joint_finetune(net, epochs, config.single.lr, config.single.schedule, on_epoch=progress(name, epochs))
         mine = {key: run.accuracy(net, every, data) for key, data in splits.items()}
         drops[name] = {key: 100 * max(single[key][t] - mine[key][t] for t in every) for key in splits}
         drops[name][PER_TASK] = " / ".join(f"{100 * (single[VAL_DROP][t] - mine[VAL_DROP][t]):.2f}" for t in every)

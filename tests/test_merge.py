@@ -910,7 +910,7 @@ def test_a_layout_gives_each_task_its_own_exclusive_width_or_one_for_all(monkeyp
 
 
 @pytest.mark.parametrize("train_seed, expected", [(None, 3), (7, 7)])
-def test_a_layout_trains_with_its_own_seed_on_the_run_split(monkeypatch, train_seed, expected):
+def test_a_layout_trains_with_its_own_seed_on_the_run_split(monkeypatch, capsys, train_seed, expected):
     """A second training seed must not move the validation split: the single networks were trained
     without it, and another split would score them on their own training images."""
     monkeypatch.syspath_prepend(str(Path(__file__).parents[1] / "bench"))
@@ -930,13 +930,20 @@ def test_a_layout_trains_with_its_own_seed_on_the_run_split(monkeypatch, train_s
         def accuracy(self, net, which, data):
             return dict.fromkeys(which, 0.9)
 
-        def joint_finetune(self, net, epochs, lr, schedule):
+        def joint_finetune(self, net, epochs, lr, schedule, on_epoch):
             seen["training"], seen["init"] = self.config.single.seed, torch.initial_seed()
+            for epoch in range(1, epochs + 1):
+                on_epoch({"epoch": epoch, "train_loss": 0.5, "train_accuracy": 0.75, "seconds": 2.0})
 
     monkeypatch.setattr(pam_layouts, "MergeRun", Run)
     monkeypatch.setattr(pam_layouts, "GroupedNet", lambda plan, widths, heads: "net")
     layout = SimpleNamespace(plan=None, widths=None, head_sizes=None)
     flags = ["--dataset", "fashion-mnist-grid", "--tasks", "0-1,2-3", "--seed", "3", "--checkpoints", "a,b"]
-    drops = pam_layouts.trained_drops(flags, {"layout": layout}, 1, train_seed)
+    drops = pam_layouts.trained_drops(flags, {"layout": layout}, 25, train_seed)
     assert seen == {"split": 3, "training": expected, "init": expected}
     assert drops["layout"][pam_layouts.PER_TASK] == "0.00 / 0.00"
+    # an hour-long training says how far it is, every tenth of the epochs and at the end
+    lines = capsys.readouterr().err.splitlines()
+    assert [line.split(",")[0] for line in lines] == [f"layout: epoch {e}/25" for e in (2, 4, 6, 8, 10, 12, 14, 16,
+                                                                                           18, 20, 22, 24, 25)]
+    assert lines[-1] == "layout: epoch 25/25, train loss 0.5000, train accuracy 0.7500, 2.0 s an epoch"
