@@ -62,8 +62,8 @@ def layout_method(net: GroupedNet, subsets: list[list[int]]) -> dict:
 
 
 def progress(name: str, epochs: int) -> Callable[[dict], None]:
-    """A line on stderr every tenth of the epochs: training a layout takes an hour and more on one CPU
-    thread, and a log that stays empty that long cannot be told from a hung run."""
+    """A line on stderr about every tenth of the epochs, and after the last: training a layout takes an
+    hour and more on one CPU thread, and a log that stays empty that long cannot be told from a hung run."""
     every = max(1, epochs // 10)
 
     def report(record: dict) -> None:

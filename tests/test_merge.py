@@ -942,7 +942,7 @@ def test_a_layout_trains_with_its_own_seed_on_the_run_split(monkeypatch, capsys,
     drops = pam_layouts.trained_drops(flags, {"layout": layout}, 25, train_seed)
     assert seen == {"split": 3, "training": expected, "init": expected}
     assert drops["layout"][pam_layouts.PER_TASK] == "0.00 / 0.00"
-    # an hour-long training says how far it is, every tenth of the epochs and at the end
+    # an hour-long training says how far it is: every 25 // 10 = 2 epochs, and after the last
     lines = capsys.readouterr().err.splitlines()
     assert [line.split(",")[0] for line in lines] == [f"layout: epoch {e}/25" for e in (2, 4, 6, 8, 10, 12, 14, 16,
                                                                                            18, 20, 22, 24, 25)]
