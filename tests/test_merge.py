@@ -24,6 +24,7 @@ from prunefuse.merge import (
     from_classifier,
     mtz_merge,
 )
+from prunefuse.merge.group_pruning import task_accuracy
 from prunefuse.merge.grouped import Plan, plan_of
 from prunefuse.merge.mtz import greedy_matching, pair_cost, zip_layer
 from prunefuse.merge.mutual_info import irrelevant_neurons, mutual_information, pairwise_sq_dists, standardise
@@ -414,6 +415,53 @@ def test_a_suspect_that_stays_within_alone_is_kept_and_not_frozen(fashion_subset
     assert pruned.widths[1:] == net.widths[1:]
 
 
+@pytest.mark.parametrize("allocation", ["uniform", "cost"])
+def test_pruning_to_a_budget_goes_past_the_tolerance_and_lands_near_the_budget(fashion_subset, allocation):
+    from prunefuse.data.batching import Normalizer
+    from prunefuse.merge import prune_network
+    from prunefuse.merge.tasks import MultiTaskObjective
+
+    train, test = fashion_subset
+    net = grouped_lenet()
+    weights = {k: v.clone() for k, v in net.state_dict().items()}
+    every = [0, 1, 2]
+    pruned, history = prune_network(net, train, test, Normalizer(*train.channel_stats()),
+                                    MultiTaskObjective(TaskSet.parse("0-1,2-4,5")), {0: 1.01, 1: 1.01, 2: 1.01},
+                                    PruneConfig(budget=0.4, step_fraction=0.2, finetune_samples=64, taylor_batches=1,
+                                                allocation=allocation), TrainConfig(batch_size=32))
+    # no step is within a reference no network reaches, and none is undone: each starts from the last
+    assert len(history) >= 2 and not any(r["within_tolerance"] for r in history)
+    macs = [r["macs"] for r in history]
+    assert macs == sorted(macs, reverse=True) and macs[-1] == pruned.analytic_macs(every)
+    start = net.analytic_macs(every)
+    assert 0.25 * start < macs[-1] <= 0.4 * start < macs[-2]  # it stops at the first step under the budget
+    before = [start, *macs[:-1]]  # each step asks for no more than what is left of the way to the budget
+    assert [r["fraction"] for r in history] == [round(min(0.2, 1 - 0.4 * start / m), 4) for m in before]
+    assert all(r["finetune_rounds"] == 1 for r in history)
+    assert all(torch.equal(weights[k], v) for k, v in net.state_dict().items())
+
+
+def test_retraining_follows_pruning_and_gives_the_verdict(fashion_subset):
+    from prunefuse.data.batching import Normalizer
+    from prunefuse.merge import prune_network
+    from prunefuse.merge.tasks import MultiTaskObjective
+
+    train, test = fashion_subset
+    objective, normalizer = MultiTaskObjective(TaskSet.parse("0-1,2-4,5")), Normalizer(*train.channel_stats())
+    config = PruneConfig(budget=0.5, step_fraction=0.3, finetune_samples=64, taylor_batches=1)
+    args = (train, test, normalizer, objective, {0: 0.0, 1: 0.0, 2: 0.0})
+    pruned, history = prune_network(grouped_lenet(), *args, config, TrainConfig(batch_size=32))
+    epochs = []
+    retrained, again = prune_network(grouped_lenet(), *args, replace(config, retrain_epochs=2),
+                                     TrainConfig(batch_size=32), on_epoch=epochs.append)
+    assert again[:-1] == history and retrained.widths == pruned.widths  # the same pruning, then training
+    assert [r["epoch"] for r in epochs] == [1, 2]
+    assert again[-1]["retrain_epochs"] == 2 and again[-1]["within_tolerance"]  # every task above 0
+    assert again[-1]["val_accuracy"] == task_accuracy(retrained, test, normalizer, objective, TrainConfig())
+    assert any(not torch.equal(a, b) for a, b in zip(retrained.state_dict().values(), pruned.state_dict().values(),
+                                                     strict=True))
+
+
 def test_recovery_and_probe_rounds_from_the_command_line_bound_the_fine_tuning_of_a_failing_step(fashion_subset):
     from prunefuse.cli import build_parser
     from prunefuse.cli.merge import merge_config
@@ -792,6 +840,30 @@ def test_a_merged_network_far_outside_the_tolerance_is_left_unpruned_without_try
         assert results["widths"] == results["merged_widths"] and not results["within_tolerance"]
 
 
+def test_a_budget_prunes_even_a_network_far_outside_the_tolerance_and_the_report_says_how(fashion_merge, tmp_path,
+                                                                                        monkeypatch):
+    import prunefuse.merge.pipeline as pipeline
+
+    def below(self, nets):  # every network misses the tolerance (5 points here) by 12
+        return {"val_accuracy": {}, "worst_val_drop": 12.0, "within_tolerance": False}
+
+    monkeypatch.setattr(pipeline.MergeRun, "below_singles", below)
+    out, _ = fashion_merge
+    run = tmp_path / "budget"
+    assert main(joint_rerun(out, "--joint", str(out / "pam" / "joint"), "--methods", "pam", "--prune-budget", "0.5",
+                            "--retrain-epochs", "1", "--out", str(run))) == 0
+    records = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    steps = [r for r in records if r["phase"] == "prune" and "step" in r]
+    assert steps and [r["epoch"] for r in records if r["phase"] == "retrain"] == [1]
+    assert next(r for r in records if r["phase"] == "pruned")["steps"] == len(steps)
+    results = json.loads((run / "results.json").read_text())
+    assert results["pruning"] == {"budget": 0.5, "retrain_epochs": 1}
+    merged, _ = checkpoint.load_model(out / "pam" / "joint")
+    assert results["methods"]["pam"]["subsets"][-1]["flops"] <= 0.5 * 2 * merged.analytic_macs([0, 1])
+    report = (run / "report.md").read_text()
+    assert "after pruning to 0.5 of the FLOPs (--prune-budget) and --retrain-epochs 1" in report
+
+
 @pytest.mark.parametrize("case, message", [
     ("merge flags", "merge_lr: 0.05 there, 0.1 now"),
     ("method", "add pam to --methods"),
@@ -883,6 +955,9 @@ def test_checkpoints_of_another_architecture_than_arch_are_refused(fashion_merge
     (["--conv-cells", "2", "--methods", "mtz"], "--conv-cells has no effect without the pam method"),
     (["--vib-epochs", "2"], "--vib-epochs shapes the VIB pruner, not taylor"),
     (["--min-step-fraction", "0.5"], "minimum step fraction"),
+    (["--prune-budget", "1"], "--prune-budget"),
+    (["--prune-budget", "0.3", "--importance", "vib"], "--prune-budget applies to taylor and magnitude"),
+    (["--retrain-epochs", "-1"], "--retrain-epochs"),
     (["--val-size", "5000"], "--val-size"),
     (["--device", "mps"], "unknown device 'mps'"),
     (["--joint", "run/pam/joint"], "--joint needs the single-task networks"),

@@ -117,6 +117,13 @@ def merge_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--probe-rounds", type=NON_NEGATIVE_INT, default=dp.probe_rounds,
                    help="extra fine-tuning rounds a one-neuron step gets while a task is below the tolerance; "
                    f"if it still fails, its group is pruned no further (default {dp.probe_rounds})")
+    g.add_argument("--prune-budget", type=FRACTION, default=dp.budget,
+                   help="prune to this fraction of each network's FLOPs with all its tasks, one fine-tuning round "
+                   "a step and no tolerance check on the way (the check comes after --retrain-epochs), instead of "
+                   "pruning to the tolerance")
+    g.add_argument("--retrain-epochs", type=NON_NEGATIVE_INT, default=dp.retrain_epochs,
+                   help="train each pruned network this many more epochs at --lr and --schedule before the "
+                   "tolerance check (default 0)")
     g.add_argument("--val-size", type=COUNT, help="held-out training images for the tolerance check: "
                    f"{preset_default('val_size')}")
     g = p.add_argument_group("measurement")
@@ -143,7 +150,8 @@ def merge_config(args) -> MergeConfig:
                         min_step_fraction=args.min_step_fraction, max_steps=args.max_steps,
                         recovery_rounds=args.recovery_rounds, probe_rounds=args.probe_rounds,
                         finetune_samples=pick("finetune_samples"),
-                        vib_strength=args.vib_strength, vib_epochs=args.vib_epochs)
+                        vib_strength=args.vib_strength, vib_epochs=args.vib_epochs, budget=args.prune_budget,
+                        retrain_epochs=args.retrain_epochs)
     return MergeConfig(data=DataSpec(args.dataset, args.data_dir, args.download, args.subset, args.seed),
                        tasks=args.tasks, arch=args.arch, width=args.width, methods=args.methods, single=single,
                        merge_epochs=args.merge_epochs, merge_lr=args.merge_lr, calibration=args.calibration,

@@ -63,6 +63,13 @@ class PruneConfig:
     empty_groups: bool = False
     vib_strength: float = 0.05  # the first penalty the VIB pruner tries; each attempt doubles or halves it
     vib_epochs: int = 4  # gate training per VIB attempt
+    # prune to this fraction of the network's FLOPs with all tasks, a short fine-tune after each step and no
+    # tolerance check on the way, instead of pruning to the tolerance; the check comes after ``retrain_epochs``.
+    # The tolerance's short fine-tunes stopped five-task networks far above a size that trains within it
+    # (BENCHMARKS.md, issue 9)
+    budget: float | None = None
+    retrain_epochs: int = 0  # train the pruned network this long at the single networks' rate and schedule
+
 
     def __post_init__(self) -> None:
         if self.importance not in IMPORTANCES:
@@ -87,6 +94,13 @@ class PruneConfig:
         if self.empty_groups and self.importance == "vib":
             raise UserError("--empty-groups applies to taylor and magnitude pruning; the VIB pruner keeps one "
                             "neuron per group")
+        if self.budget is not None and not 0 < self.budget < 1:
+            raise UserError(f"--prune-budget {self.budget} is out of range; use a fraction of the FLOPs in (0, 1)")
+        if self.budget is not None and self.importance == "vib":
+            raise UserError("--prune-budget applies to taylor and magnitude pruning; the VIB pruner searches a "
+                            "penalty for the tolerance instead: drop one of them")
+        if self.retrain_epochs < 0:
+            raise UserError(f"--retrain-epochs {self.retrain_epochs} must be 0 or more")
         if not 0 <= self.tolerance < 1:
             raise UserError(f"tolerance {self.tolerance} is out of range; use an accuracy drop in [0, 1), e.g. 0.01")
 
@@ -225,6 +239,14 @@ def prune_least_per_mac(net: GroupedNet, scores: dict[tuple[int, str], torch.Ten
     return remove_measured(net, picks)
 
 
+def allocate(net: GroupedNet, scores: dict[tuple[int, str], torch.Tensor], fraction: float, owed: Owed,
+             config: PruneConfig, frozen: frozenset | set = frozenset()) -> dict[tuple[int, str], tuple[int, int]]:
+    """One step's removals by ``config.allocation``, ``frozen`` groups spared."""
+    if config.allocation == "cost":
+        return prune_least_per_mac(net, unfrozen(per_layer_normalized(scores), frozen), fraction, config.empty_groups)
+    return prune_step(net, unfrozen(scores, frozen), fraction, owed, config.empty_groups)
+
+
 def unfrozen(scores: dict[tuple[int, str], torch.Tensor], frozen: set) -> dict[tuple[int, str], torch.Tensor]:
     return {key: score for key, score in scores.items() if key not in frozen}
 
@@ -293,6 +315,76 @@ def vib_to_tolerance(net: GroupedNet, train: Dataset, val: Dataset, normalizer: 
     return accepted, history
 
 
+def prune_to_budget(net: GroupedNet, train: Dataset, val: Dataset, normalizer: Normalizer,
+                    objective: MultiTaskObjective, reference: dict[int, float], config: PruneConfig,
+                    train_config: TrainConfig, log: Callable[[dict], None] | None = None,
+                    teacher: nn.Module | None = None) -> tuple[GroupedNet, list[dict]]:
+    """Prune a copy step by step, each step followed by one fine-tuning round and kept whatever the
+    accuracy, until its FLOPs with all tasks are at most ``config.budget`` of the input's; the last step
+    asks only for what is left, so the result lands near the budget. Every step records its validation
+    accuracy and whether it is within the tolerance, for the log; the verdict is the caller's, after
+    retraining."""
+    net = copy.deepcopy(net)
+    every = list(range(net.num_tasks))
+    target = config.budget * net.analytic_macs(every)
+    history: list[dict] = []
+    owed: Owed = {}
+    step = 0
+    while (macs := net.analytic_macs(every)) > target:
+        step += 1
+        seed = derive_seed(train_config.seed, f"prune{step}")
+        scores = importance(net, train, normalizer, objective, config, train_config.batch_size, seed)
+        fraction = min(config.step_fraction, 1 - target / macs)
+        removals = allocate(net, scores, fraction, owed, config)
+        if not removals:  # every group is down to the neurons it keeps
+            break
+        accuracy, rounds = recover(net, train, val, normalizer, objective, reference, config, train_config, 0, seed,
+                                   teacher)
+        record = {"step": step, "fraction": round(fraction, 4), "removed": sum(c for c, _ in removals.values()),
+                  "finetune_rounds": rounds, "macs": net.analytic_macs(every), "val_accuracy": accuracy,
+                  "within_tolerance": within(accuracy, reference, config.tolerance)}
+        history.append(record)
+        if log:
+            log(record)
+    return net, history
+
+
+def retrain(net: GroupedNet, train: Dataset, val: Dataset, normalizer: Normalizer, objective: MultiTaskObjective,
+            reference: dict[int, float], config: PruneConfig, train_config: TrainConfig,
+            log: Callable[[dict], None] | None = None, teacher: nn.Module | None = None,
+            on_epoch: Callable[[dict], None] | None = None) -> dict:
+    """Train a pruned network ``config.retrain_epochs`` epochs in place, as its single networks were
+    trained (their rate and schedule), and check it against the tolerance; returns that record.
+    ``on_epoch`` gets fit's record of each epoch."""
+    config_dict = {**train_config.to_dict(), "epochs": config.retrain_epochs, "channels_last": False,
+                   "seed": derive_seed(train_config.seed, "retrain")}
+    fit(net, train, TrainConfig(**config_dict), normalizer=normalizer, objective=objective, teacher=teacher,
+        quiet=True, on_epoch=on_epoch)
+    accuracy = task_accuracy(net, val, normalizer, objective, train_config)
+    record = {"retrain_epochs": config.retrain_epochs, "macs": net.analytic_macs(list(range(net.num_tasks))),
+              "val_accuracy": accuracy, "within_tolerance": within(accuracy, reference, config.tolerance)}
+    if log:
+        log(record)
+    return record
+
+
+def prune_network(net: GroupedNet, train: Dataset, val: Dataset, normalizer: Normalizer,
+                  objective: MultiTaskObjective, reference: dict[int, float], config: PruneConfig,
+                  train_config: TrainConfig, log: Callable[[dict], None] | None = None,
+                  teacher: nn.Module | None = None,
+                  on_epoch: Callable[[dict], None] | None = None) -> tuple[GroupedNet, list[dict]]:
+    """The pruner every method is judged with: to the tolerance (``prune_to_tolerance``, or the VIB
+    search), or to ``config.budget`` (``prune_to_budget``), then ``config.retrain_epochs`` of training
+    (``on_epoch`` gets each of its epochs). The input is left as it was; the history's last record says
+    whether the result is within the tolerance."""
+    prune = prune_to_budget if config.budget is not None else prune_to_tolerance
+    pruned, history = prune(net, train, val, normalizer, objective, reference, config, train_config, log, teacher)
+    if config.retrain_epochs:
+        history.append(retrain(pruned, train, val, normalizer, objective, reference, config, train_config, log,
+                               teacher, on_epoch))
+    return pruned, history
+
+
 def prune_to_tolerance(net: GroupedNet, train: Dataset, val: Dataset, normalizer: Normalizer,
                        objective: MultiTaskObjective, reference: dict[int, float], config: PruneConfig,
                        train_config: TrainConfig,
@@ -316,11 +408,8 @@ def prune_to_tolerance(net: GroupedNet, train: Dataset, val: Dataset, normalizer
         scores = importance(net, train, normalizer, objective, config, train_config.batch_size, seed)
         if probe is not None:
             removals = remove_measured(net, {probe: [int(torch.argmin(scores[probe]))]})
-        elif config.allocation == "cost":
-            removals = prune_least_per_mac(net, unfrozen(per_layer_normalized(scores), frozen), fraction,
-                                           config.empty_groups)
         else:
-            removals = prune_step(net, unfrozen(scores, frozen), fraction, owed, config.empty_groups)
+            removals = allocate(net, scores, fraction, owed, config, frozen)
         if not removals:  # every group is frozen or down to the neurons it keeps
             break
         removed = sum(c for c, _ in removals.values())

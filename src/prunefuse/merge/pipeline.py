@@ -23,7 +23,7 @@ from ..models.base import init_weights, scaled
 from ..train import TrainConfig, fit
 from ..validation import changed_flags, flag
 from .assemble import assemble
-from .group_pruning import PruneConfig, prune_to_tolerance, task_accuracy, within
+from .group_pruning import PruneConfig, prune_network, task_accuracy, within
 from .grouped import SHARED, GroupedNet, from_classifier, plan_of
 from .mtz import mtz_merge
 from .pam import pam_groups
@@ -330,8 +330,10 @@ class MergeRun:
         start = self.below_singles(net)
         self.log({"phase": "joint_trained", "method": method, **start})
         # a step's fine-tuning may bring a near miss back within; none of four runs that started 1.1-3.1
-        # points short (tolerance 1) kept a step, after up to 30 minutes of attempts
-        self.prunable[method] = start["worst_val_drop"] <= 2 * 100 * self.config.prune.tolerance
+        # points short (tolerance 1) kept a step, after up to 30 minutes of attempts. Pruning to a budget
+        # checks the tolerance only after retraining, so it always goes ahead
+        self.prunable[method] = (self.config.prune.budget is not None
+                                 or start["worst_val_drop"] <= 2 * 100 * self.config.prune.tolerance)
         return net
 
     def below_singles(self, nets: dict[int, GroupedNet] | GroupedNet) -> dict:
@@ -345,11 +347,13 @@ class MergeRun:
 
     def prune(self, net: GroupedNet, which: tuple[int, ...], reference: dict[int, float], label: str) -> GroupedNet:
         start = time.perf_counter()
-        pruned, history = prune_to_tolerance(
+        pruned, history = prune_network(
             net, self.train, self.val, self.normalizer, self.objective(which), {t: reference[t] for t in which},
             self.config.prune, self.config.single, log=lambda r: self.log({"phase": "prune", "method": label, **r}),
-            teacher=self.teacher(which))
-        self.log({"phase": "pruned", "method": label, "steps": sum(r["within_tolerance"] for r in history),
+            teacher=self.teacher(which), on_epoch=self.epoch_logger(phase="retrain", method=label))
+        steps = [r for r in history if "step" in r]  # without the retraining's record
+        kept = len(steps) if self.config.prune.budget is not None else sum(r["within_tolerance"] for r in steps)
+        self.log({"phase": "pruned", "method": label, "steps": kept,
                   "seconds": round(time.perf_counter() - start, 1), "widths": pruned.widths})
         return pruned
 
@@ -382,6 +386,7 @@ class MergeRun:
                                         "the task's attributes" if self.tasks.attributes
                                         else "multi-class over the task's classes plus 'other'"),
                          "flops_convention": "FLOPs = 2 x MACs (torch FlopCounterMode), one sample",
+                         "pruning": {"budget": config.prune.budget, "retrain_epochs": config.prune.retrain_epochs},
                          "single_task": {"val_accuracy": reference, "test_accuracy": single_test,
                                          "flops": [2 * net.analytic_macs([0]) for net in singles]},
                          "methods": {}}

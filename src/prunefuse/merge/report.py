@@ -34,7 +34,12 @@ def merge_tables(results: dict) -> str:
         acc.append(f"| {m} | " + " | ".join(f"{100 * a[t]:.2f}" for t in range(n))
                    + f" | {'yes' if methods[m]['within_tolerance'] else 'no'} |")
     missed = [m for m in names if not methods[m]["within_tolerance"]]
-    if missed:
+    budget = results.get("pruning", {}).get("budget")
+    if missed and budget is not None:
+        acc += ["", f"{', '.join(missed)}: below the tolerance on the validation split after pruning to {budget} of "
+                f"the FLOPs (--prune-budget) and --retrain-epochs {results['pruning']['retrain_epochs']}. Raise "
+                "either."]
+    elif missed:
         acc += ["", f"{', '.join(missed)}: below the tolerance on the validation split even before pruning, so "
                 "left unpruned; their FLOPs are not comparable. Train longer (--epochs, --merge-epochs) or "
                 "raise --tolerance."]
