@@ -433,6 +433,7 @@ def test_pruning_to_a_budget_goes_past_the_tolerance_and_lands_near_the_budget(f
     assert len(history) >= 2 and not any(r["within_tolerance"] for r in history)
     macs = [r["macs"] for r in history]
     assert macs == sorted(macs, reverse=True) and macs[-1] == pruned.analytic_macs(every)
+    assert history[-1]["widths"] == pruned.widths
     start = net.analytic_macs(every)
     assert 0.25 * start < macs[-1] <= 0.4 * start < macs[-2]  # it stops at the first step under the budget
     before = [start, *macs[:-1]]  # each step asks for no more than what is left of the way to the budget

@@ -322,8 +322,8 @@ def prune_to_budget(net: GroupedNet, train: Dataset, val: Dataset, normalizer: N
     """Prune a copy step by step, each step followed by one fine-tuning round and kept whatever the
     accuracy, until its FLOPs with all tasks are at most ``config.budget`` of the input's; the last step
     asks only for what is left, so the result lands near the budget. Every step records its validation
-    accuracy and whether it is within the tolerance, for the log; the verdict is the caller's, after
-    retraining."""
+    accuracy, whether it is within the tolerance, and its widths, which let the pruned network be
+    priced while a long retraining runs; the verdict is the caller's, after retraining."""
     net = copy.deepcopy(net)
     every = list(range(net.num_tasks))
     target = config.budget * net.analytic_macs(every)
@@ -342,7 +342,7 @@ def prune_to_budget(net: GroupedNet, train: Dataset, val: Dataset, normalizer: N
                                    teacher)
         record = {"step": step, "fraction": round(fraction, 4), "removed": sum(c for c, _ in removals.values()),
                   "finetune_rounds": rounds, "macs": net.analytic_macs(every), "val_accuracy": accuracy,
-                  "within_tolerance": within(accuracy, reference, config.tolerance)}
+                  "within_tolerance": within(accuracy, reference, config.tolerance), "widths": net.widths}
         history.append(record)
         if log:
             log(record)
