@@ -665,14 +665,22 @@ def test_mtz_zipping_identical_networks_fully_is_function_preserving():
     torch.testing.assert_close(merged(x), torch.cat([single(x)] * 2, 1), atol=1e-4, rtol=1e-4)
 
 
-def test_the_report_names_methods_that_missed_the_tolerance():
+@pytest.mark.parametrize("budget, why", [(None, "after pruning and --retrain-epochs 40. Retrain longer, or drop it."),
+                                         (0.1, "after pruning to 0.1 of the FLOPs (--prune-budget) and "
+                                               "--retrain-epochs 40. Raise either.")])
+def test_the_report_names_methods_that_missed_the_tolerance_and_why(budget, why):
     subsets = [{"tasks": [0], "flops": 2e6, "latency_ms": {"1": 0.1, "64": 1.0}}]
+
+    def method(accuracy, within, pruned):
+        return {"subsets": subsets, "test_accuracy": {0: accuracy}, "within_tolerance": within, "pruned": pruned}
     results = {"tasks": [[0, 1]], "single_task": {"test_accuracy": {0: 0.9}},
-               "methods": {"pam": {"subsets": subsets, "test_accuracy": {0: 0.9}, "within_tolerance": True},
-                           "shared": {"subsets": subsets, "test_accuracy": {0: 0.7}, "within_tolerance": False}}}
+               "pruning": {"budget": budget, "retrain_epochs": 40},
+               "methods": {"pam": method(0.9, True, True), "shared": method(0.7, False, False),
+                           "mtz": method(0.8, False, True)}}
     text = merge_tables(results)
-    assert "| pam | 90.00 | yes |" in text and "| shared | 70.00 | no |" in text
-    assert "shared: below the tolerance" in text and "pam:" not in text
+    assert "| pam | 90.00 | yes |" in text and "| shared | 70.00 | no |" in text and "| mtz | 80.00 | no |" in text
+    assert "shared: below the tolerance on the validation split even before pruning, so left unpruned" in text
+    assert f"mtz: below the tolerance on the validation split {why}" in text and "pam:" not in text
 
 
 def test_the_report_says_where_a_baseline_is_cheaper_than_pam():
@@ -839,6 +847,8 @@ def test_a_merged_network_far_outside_the_tolerance_is_left_unpruned_without_try
     if not tried:
         results = json.loads((tmp_path / "strict" / "results.json").read_text())["methods"]["pam"]
         assert results["widths"] == results["merged_widths"] and not results["within_tolerance"]
+        assert not results["pruned"] and "even before pruning, so left unpruned" in (tmp_path / "strict" / "report.md"
+                                                                                     ).read_text()
 
 
 def test_a_budget_prunes_even_a_network_far_outside_the_tolerance_and_the_report_says_how(fashion_merge, tmp_path,
@@ -858,7 +868,7 @@ def test_a_budget_prunes_even_a_network_far_outside_the_tolerance_and_the_report
     assert steps and [r["epoch"] for r in records if r["phase"] == "retrain"] == [1]
     assert next(r for r in records if r["phase"] == "pruned")["steps"] == len(steps)
     results = json.loads((run / "results.json").read_text())
-    assert results["pruning"] == {"budget": 0.5, "retrain_epochs": 1}
+    assert results["pruning"] == {"budget": 0.5, "retrain_epochs": 1} and results["methods"]["pam"]["pruned"]
     merged, _ = checkpoint.load_model(out / "pam" / "joint")
     assert results["methods"]["pam"]["subsets"][-1]["flops"] <= 0.5 * 2 * merged.analytic_macs([0, 1])
     report = (run / "report.md").read_text()
@@ -959,6 +969,7 @@ def test_checkpoints_of_another_architecture_than_arch_are_refused(fashion_merge
     (["--prune-budget", "1"], "--prune-budget"),
     (["--prune-budget", "0.3", "--importance", "vib"], "--prune-budget applies to taylor and magnitude"),
     (["--retrain-epochs", "-1"], "--retrain-epochs"),
+    (["--prune-budget", "0.3", "--max-steps", "5"], "--max-steps shapes pruning to the tolerance"),
     (["--val-size", "5000"], "--val-size"),
     (["--device", "mps"], "unknown device 'mps'"),
     (["--joint", "run/pam/joint"], "--joint needs the single-task networks"),

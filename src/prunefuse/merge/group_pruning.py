@@ -70,7 +70,6 @@ class PruneConfig:
     budget: float | None = None
     retrain_epochs: int = 0  # train the pruned network this long at the single networks' rate and schedule
 
-
     def __post_init__(self) -> None:
         if self.importance not in IMPORTANCES:
             raise UserError(f"unknown importance '{self.importance}'; choose one of: {', '.join(IMPORTANCES)}")
@@ -99,6 +98,10 @@ class PruneConfig:
         if self.budget is not None and self.importance == "vib":
             raise UserError("--prune-budget applies to taylor and magnitude pruning; the VIB pruner searches a "
                             "penalty for the tolerance instead: drop one of them")
+        undone = changed_flags(self, ("min_step_fraction", "max_steps", "recovery_rounds", "probe_rounds"))
+        if self.budget is not None and undone:
+            raise UserError(f"{undone[0]} shapes pruning to the tolerance, where failed steps are undone; with "
+                            "--prune-budget no step is undone: drop it")
         if self.retrain_epochs < 0:
             raise UserError(f"--retrain-epochs {self.retrain_epochs} must be 0 or more")
         if not 0 <= self.tolerance < 1:

@@ -413,6 +413,7 @@ class MergeRun:
                 table = subset_table(net, accuracy, n, config.latency_batches, config.latency_repeats)
             results["methods"][method] = {"subsets": table, "test_accuracy": accuracy, "widths": widths,
                                           "merged_widths": self.merged_widths.get(method),
+                                          "pruned": self.prunable.get(method, True),
                                           "within_tolerance": self.below_singles(
                                               nets if method == "nomerge" else net)["within_tolerance"],
                                           "seconds": round(time.perf_counter() - start, 1)}
