@@ -461,6 +461,19 @@ def test_retraining_follows_pruning_and_gives_the_verdict(fashion_subset):
     assert again[-1]["val_accuracy"] == task_accuracy(retrained, test, normalizer, objective, TrainConfig())
     assert any(not torch.equal(a, b) for a, b in zip(retrained.state_dict().values(), pruned.state_dict().values(),
                                                      strict=True))
+    _, unreachable = prune_network(grouped_lenet(), *args[:-1], {0: 1.01, 1: 0.0, 2: 0.0},
+                                   replace(config, retrain_epochs=1), TrainConfig(batch_size=32))
+    assert unreachable[-1]["retrain_epochs"] == 1 and not unreachable[-1]["within_tolerance"]
+
+
+def test_a_budget_takes_steps_below_the_minimum_step_fraction():
+    from prunefuse.cli import build_parser
+    from prunefuse.cli.merge import merge_config
+
+    args = build_parser().parse_args(["merge", "--out", "x", "--prune-budget", "0.3", "--step-fraction", "0.01"])
+    assert merge_config(args).prune.step_fraction == 0.01  # the floor of failed steps' halving does not apply
+    with pytest.raises(UserError, match="minimum step fraction"):
+        PruneConfig(step_fraction=0.01)
 
 
 def test_recovery_and_probe_rounds_from_the_command_line_bound_the_fine_tuning_of_a_failing_step(fashion_subset):
@@ -695,7 +708,7 @@ def test_the_report_says_where_a_baseline_is_cheaper_than_pam():
                "nomerge": {"subsets": subsets(2e6, 2e6, 4e6), "test_accuracy": {0: 0.9, 1: 0.9},
                            "within_tolerance": True}}
     text = merge_tables({"tasks": [[0], [1]], "single_task": {"test_accuracy": {0: 0.9, 1: 0.9}}, "methods": methods,
-                         "ratios": flops_ratios(methods)})
+                         "ratios": flops_ratios(methods), "pruning": {"budget": None, "retrain_epochs": 0}})
     assert "- shared is cheaper than pam on 1 of 3 subsets (single tasks: 1); most on T0, 0.50x pam's FLOPs" in text
     assert "nomerge is cheaper" not in text  # equal costs are no loss
 

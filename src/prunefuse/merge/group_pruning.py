@@ -1,6 +1,7 @@
 """The one pruner every merging method is judged with: iteratively remove the least important
 neurons, fine-tune, and keep the step only if every task stays within a tolerance of its single-task
-network. Two ways to pick a step's neurons: ``uniform`` takes the same fraction of every group, and
+network (or, with a budget, keep every step until the FLOPs reach it, retrain, and only then check).
+Two ways to pick a step's neurons: ``uniform`` takes the same fraction of every group, and
 ``cost`` takes, across all groups, the neurons of least importance per multiply-accumulate they cost
 averaged over every subset of tasks (a shared neuron runs in every subset, a task's neuron in about
 half), until they cost that fraction of the network's subset-mean MACs. A step that breaks
@@ -77,7 +78,7 @@ class PruneConfig:
             raise UserError(f"unknown allocation '{self.allocation}'; choose one of: {', '.join(ALLOCATIONS)}")
         if not 0 < self.step_fraction < 1:
             raise UserError(f"step fraction {self.step_fraction} is out of range; use a value in (0, 1)")
-        if not 0 < self.min_step_fraction <= self.step_fraction:
+        if self.budget is None and not 0 < self.min_step_fraction <= self.step_fraction:  # no floor with a budget
             raise UserError(f"minimum step fraction {self.min_step_fraction} is out of range; use a value in "
                             f"(0, {self.step_fraction}], the step fraction")
         if not self.vib_strength > 0 or self.vib_epochs < 1:
@@ -242,6 +243,14 @@ def prune_least_per_mac(net: GroupedNet, scores: dict[tuple[int, str], torch.Ten
     return remove_measured(net, picks)
 
 
+def step_record(step: int, fraction: float, removed: int, rounds: int, net: GroupedNet, accuracy: dict[int, float],
+                reference: dict[int, float], tolerance: float) -> dict:
+    """What a pruning step logs, the same for both stepwise schedules."""
+    return {"step": step, "fraction": round(fraction, 4), "removed": removed, "finetune_rounds": rounds,
+            "macs": net.analytic_macs(list(range(net.num_tasks))), "val_accuracy": accuracy,
+            "within_tolerance": within(accuracy, reference, tolerance)}
+
+
 def allocate(net: GroupedNet, scores: dict[tuple[int, str], torch.Tensor], fraction: float, owed: Owed,
              config: PruneConfig, frozen: frozenset | set = frozenset()) -> dict[tuple[int, str], tuple[int, int]]:
     """One step's removals by ``config.allocation``, ``frozen`` groups spared."""
@@ -329,7 +338,7 @@ def prune_to_budget(net: GroupedNet, train: Dataset, val: Dataset, normalizer: N
     priced while a long retraining runs; the verdict is the caller's, after retraining."""
     net = copy.deepcopy(net)
     every = list(range(net.num_tasks))
-    target = config.budget * net.analytic_macs(every)
+    target = math.floor(config.budget * net.analytic_macs(every))  # whole MACs: each step asks for at least one
     history: list[dict] = []
     owed: Owed = {}
     step = 0
@@ -343,9 +352,8 @@ def prune_to_budget(net: GroupedNet, train: Dataset, val: Dataset, normalizer: N
             break
         accuracy, rounds = recover(net, train, val, normalizer, objective, reference, config, train_config, 0, seed,
                                    teacher)
-        record = {"step": step, "fraction": round(fraction, 4), "removed": sum(c for c, _ in removals.values()),
-                  "finetune_rounds": rounds, "macs": net.analytic_macs(every), "val_accuracy": accuracy,
-                  "within_tolerance": within(accuracy, reference, config.tolerance), "widths": net.widths}
+        record = {**step_record(step, fraction, sum(c for c, _ in removals.values()), rounds, net, accuracy,
+                                reference, config.tolerance), "widths": net.widths}
         history.append(record)
         if log:
             log(record)
@@ -378,8 +386,8 @@ def prune_network(net: GroupedNet, train: Dataset, val: Dataset, normalizer: Nor
                   on_epoch: Callable[[dict], None] | None = None) -> tuple[GroupedNet, list[dict]]:
     """The pruner every method is judged with: to the tolerance (``prune_to_tolerance``, or the VIB
     search), or to ``config.budget`` (``prune_to_budget``), then ``config.retrain_epochs`` of training
-    (``on_epoch`` gets each of its epochs). The input is left as it was; the history's last record says
-    whether the result is within the tolerance."""
+    (``on_epoch`` gets each of its epochs), whose record, last in the history, says whether the
+    result is within the tolerance. The input is left as it was."""
     prune = prune_to_budget if config.budget is not None else prune_to_tolerance
     pruned, history = prune(net, train, val, normalizer, objective, reference, config, train_config, log, teacher)
     if config.retrain_epochs:
@@ -419,9 +427,7 @@ def prune_to_tolerance(net: GroupedNet, train: Dataset, val: Dataset, normalizer
         decisive = removed == 1  # a probe, or a step of one neuron: if it fails, that neuron's group is to blame
         accuracy, rounds = recover(net, train, val, normalizer, objective, reference, config, train_config,
                                    config.probe_rounds if decisive else config.recovery_rounds, seed, teacher)
-        record = {"step": step, "fraction": round(fraction, 4), "removed": removed,
-                  "finetune_rounds": rounds, "macs": net.analytic_macs(list(range(net.num_tasks))),
-                  "val_accuracy": accuracy, "within_tolerance": within(accuracy, reference, config.tolerance)}
+        record = step_record(step, fraction, removed, rounds, net, accuracy, reference, config.tolerance)
         culprit = max(removals, key=lambda k: removals[k][1])
         name = f"layer {culprit[0]} {culprit[1]}"
         if probe is not None:

@@ -36,9 +36,8 @@ def merge_tables(results: dict) -> str:
     missed = [m for m in names if not methods[m]["within_tolerance"]]
     # pruning to the tolerance keeps only steps within it, so a network ends below it only if it started there;
     # pruning to a budget, or retraining, may end there
-    pruning = results.get("pruning", {"budget": None, "retrain_epochs": 0})
-    budget, epochs = pruning["budget"], pruning["retrain_epochs"]
-    late = [m for m in missed if methods[m].get("pruned", True) and (budget is not None or epochs)]
+    budget, epochs = results["pruning"]["budget"], results["pruning"]["retrain_epochs"]
+    late = [m for m in missed if methods[m]["pruned"] and (budget is not None or epochs)]
     if len(late) < len(missed):
         acc += ["", f"{', '.join(m for m in missed if m not in late)}: below the tolerance on the validation split "
                 "even before pruning, so left unpruned; their FLOPs are not comparable. Train longer (--epochs, "
