@@ -23,7 +23,7 @@ from __future__ import annotations
 import copy
 import math
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 
 import torch
 from torch import nn
@@ -367,10 +367,10 @@ def retrain(net: GroupedNet, train: Dataset, val: Dataset, normalizer: Normalize
     """Train a pruned network ``config.retrain_epochs`` epochs in place, as its single networks were
     trained (their rate and schedule), and check it against the tolerance; returns that record.
     ``on_epoch`` gets fit's record of each epoch."""
-    config_dict = {**train_config.to_dict(), "epochs": config.retrain_epochs, "channels_last": False,
-                   "seed": derive_seed(train_config.seed, "retrain")}
-    fit(net, train, TrainConfig(**config_dict), normalizer=normalizer, objective=objective, teacher=teacher,
-        quiet=True, on_epoch=on_epoch)
+    schedule = replace(train_config, epochs=config.retrain_epochs, channels_last=False,
+                       seed=derive_seed(train_config.seed, "retrain"))
+    fit(net, train, schedule, normalizer=normalizer, objective=objective, teacher=teacher, quiet=True,
+        on_epoch=on_epoch)
     accuracy = task_accuracy(net, val, normalizer, objective, train_config)
     record = {"retrain_epochs": config.retrain_epochs, "macs": net.analytic_macs(list(range(net.num_tasks))),
               "val_accuracy": accuracy, "within_tolerance": within(accuracy, reference, config.tolerance)}
