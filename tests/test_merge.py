@@ -684,14 +684,16 @@ def test_mtz_zipping_identical_networks_fully_is_function_preserving():
 def test_the_report_names_methods_that_missed_the_tolerance_and_why(budget, why):
     subsets = [{"tasks": [0], "flops": 2e6, "latency_ms": {"1": 0.1, "64": 1.0}}]
 
-    def method(accuracy, within, pruned):
-        return {"subsets": subsets, "test_accuracy": {0: accuracy}, "within_tolerance": within, "pruned": pruned}
+    def method(accuracy, drop, within, pruned):
+        return {"subsets": subsets, "test_accuracy": {0: accuracy}, "worst_val_drop": drop,
+                "within_tolerance": within, "pruned": pruned}
     results = {"tasks": [[0, 1]], "single_task": {"test_accuracy": {0: 0.9}},
                "pruning": {"budget": budget, "retrain_epochs": 40},
-               "methods": {"pam": method(0.9, True, True), "shared": method(0.7, False, False),
-                           "mtz": method(0.8, False, True)}}
+               "methods": {"pam": method(0.9, 0.4, True, True), "shared": method(0.7, 19.5, False, False),
+                           "mtz": method(0.8, 1.25, False, True)}}
     text = merge_tables(results)
-    assert "| pam | 90.00 | yes |" in text and "| shared | 70.00 | no |" in text and "| mtz | 80.00 | no |" in text
+    assert "| pam | 90.00 | 0.40 | yes |" in text and "| shared | 70.00 | 19.50 | no |" in text
+    assert "| mtz | 80.00 | 1.25 | no |" in text
     assert "shared: below the tolerance on the validation split even before pruning, so left unpruned" in text
     assert f"mtz: below the tolerance on the validation split {why}" in text and "pam:" not in text
 
@@ -702,11 +704,10 @@ def test_the_report_says_where_a_baseline_is_cheaper_than_pam():
     def subsets(*flops):
         return [{"tasks": t, "flops": f, "latency_ms": {"1": 0.1}} for t, f in zip([[0], [1], [0, 1]], flops,
                                                                                    strict=True)]
-    methods = {"pam": {"subsets": subsets(2e6, 2e6, 3e6), "test_accuracy": {0: 0.9, 1: 0.9}, "within_tolerance": True},
-               "shared": {"subsets": subsets(1e6, 3e6, 3e6), "test_accuracy": {0: 0.9, 1: 0.9},
-                          "within_tolerance": True},
-               "nomerge": {"subsets": subsets(2e6, 2e6, 4e6), "test_accuracy": {0: 0.9, 1: 0.9},
-                           "within_tolerance": True}}
+    within = {"test_accuracy": {0: 0.9, 1: 0.9}, "worst_val_drop": 0.0, "within_tolerance": True}
+    methods = {"pam": {"subsets": subsets(2e6, 2e6, 3e6), **within},
+               "shared": {"subsets": subsets(1e6, 3e6, 3e6), **within},
+               "nomerge": {"subsets": subsets(2e6, 2e6, 4e6), **within}}
     text = merge_tables({"tasks": [[0], [1]], "single_task": {"test_accuracy": {0: 0.9, 1: 0.9}}, "methods": methods,
                          "ratios": flops_ratios(methods), "pruning": {"budget": None, "retrain_epochs": 0}})
     assert "- shared is cheaper than pam on 1 of 3 subsets (single tasks: 1); most on T0, 0.50x pam's FLOPs" in text
@@ -777,6 +778,11 @@ def test_merge_run_writes_results_for_every_method_and_subset(fashion_merge):
         assert record["within_tolerance"] == (record["worst_val_drop"] <= 5 + 1e-6)  # the fixture's tolerance
     assert set(trained) == {"pam", "mtz", "shared"}
     assert "val_accuracy" not in merged["shared"]  # trained from scratch: nothing to lose
+    for method in saved["methods"].values():  # the tolerance's verdict on the final networks, with its figures
+        accuracy = method["val_accuracy"]
+        assert set(accuracy) == {"0", "1"} and all(0.4 < a <= 1 for a in accuracy.values())
+        assert method["worst_val_drop"] == round(100 * max(reference[t] - a for t, a in accuracy.items()), 2)
+        assert method["within_tolerance"] == (method["worst_val_drop"] <= 5 + 1e-6)
 
 
 def test_merged_checkpoints_reload_with_their_accuracy(fashion_merge):
@@ -1047,3 +1053,37 @@ def test_a_layout_trains_with_its_own_seed_on_the_run_split(monkeypatch, capsys,
     assert [line.split(",")[0] for line in lines] == [f"layout: epoch {e}/25" for e in (2, 4, 6, 8, 10, 12, 14, 16,
                                                                                            18, 20, 22, 24, 25)]
     assert lines[-1] == "layout: epoch 25/25, train loss 0.5000, train accuracy 0.7500, 2.0 s an epoch"
+
+
+def test_budgets_compare_each_method_at_its_cheapest_budget_within_the_tolerance(monkeypatch, capsys, tmp_path):
+    """bench/pam_budgets.py: a ratio taken at the wrong budget of either method would misstate the comparison."""
+    monkeypatch.syspath_prepend(str(Path(__file__).parents[1] / "bench"))
+    import pam_budgets
+    outcome = {("pam", "0.02"): (1e6, 1.6), ("pam", "0.03"): (1.5e6, 0.7), ("pam", "0.04"): (2e6, 0.2),
+               ("nomerge", "0.1"): (3e6, 1.2), ("nomerge", "0.2"): (6e6, 0.9)}
+    asked = []
+
+    def run(out, flags):
+        method, budget = flags[flags.index("--methods") + 1], flags[flags.index("--prune-budget") + 1]
+        asked.append((out.name, flags[:2], flags[flags.index("--retrain-epochs") + 1]))
+        flops, drop = outcome[method, budget]
+        subsets = [{"tasks": [0], "flops": flops / 2}, {"tasks": [1], "flops": flops / 2}, {"tasks": [0, 1],
+                                                                                           "flops": flops}]
+        return {"single_task": {"test_accuracy": {"0": 0.9, "1": 0.9}},
+                "methods": {method: {"subsets": subsets, "test_accuracy": {"0": 0.89, "1": 0.9},
+                                     "worst_val_drop": drop, "within_tolerance": drop <= 1}}}
+
+    monkeypatch.setattr(pam_budgets, "merge_results", run)
+    monkeypatch.setattr("sys.argv", ["pam_budgets.py", "--out", str(tmp_path), "--retrain-epochs", "240",
+                                     "--budgets", "pam=0.02,0.03,0.04", "--budgets", "nomerge=0.1,0.2", "--",
+                                     "--seed", "3"])
+    pam_budgets.main()
+    assert asked == [(f"{m}-{b}", ["--seed", "3"], "240") for m, b in outcome]
+    best = capsys.readouterr().out.split("FLOPs over pam's:")[1]
+    assert "| pam | 0.03 | 1.5 | 1 | 1 | 1 | 1 |" in best  # 0.02 is cheaper but outside
+    assert "| nomerge | 0.2 | 6 | 4 | 4 | 4 | 4 |" in best  # at its only budget within
+    outcome[("nomerge", "0.2")] = (6e6, 1.1)  # none within: the nearest, marked
+    pam_budgets.main()
+    assert "| nomerge | 0.2 (outside) | 6 |" in capsys.readouterr().out
+    with pytest.raises(SystemExit, match="METHOD=B1,B2"):
+        pam_budgets.parse_budgets(["pam"])

@@ -414,8 +414,7 @@ class MergeRun:
             results["methods"][method] = {"subsets": table, "test_accuracy": accuracy, "widths": widths,
                                           "merged_widths": self.merged_widths.get(method),
                                           "pruned": self.prunable.get(method, True),
-                                          "within_tolerance": self.below_singles(
-                                              nets if method == "nomerge" else net)["within_tolerance"],
+                                          **self.below_singles(nets if method == "nomerge" else net),
                                           "seconds": round(time.perf_counter() - start, 1)}
             self.log({"phase": "method", "method": method, "seconds": results["methods"][method]["seconds"],
                       "all_tasks_mflops": table[-1]["flops"] / 1e6})

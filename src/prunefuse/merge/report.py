@@ -25,14 +25,15 @@ def merge_tables(results: dict) -> str:
         ms = " | ".join(f"{methods[m]['subsets'][i]['latency_ms'][b]:.2f}" for b in batches for m in names)
         lines.append(f"| {subset_label(s['tasks'])} | {flops} | {ms} |")
     n = len(results["tasks"])
-    acc = ["", "| method | " + " | ".join(f"T{t} acc" for t in range(n)) + " | within tolerance |",
-           "|" + "---|" * (2 + n)]
+    # test accuracy per task; the tolerance is judged on the validation split, so its worst shortfall is beside it
+    acc = ["", "| method | " + " | ".join(f"T{t} acc" for t in range(n))
+           + " | worst task below on validation (points) | within tolerance |", "|" + "---|" * (3 + n)]
     single = results["single_task"]["test_accuracy"]
-    acc.append("| single-task | " + " | ".join(f"{100 * single[t]:.2f}" for t in range(n)) + " | |")
+    acc.append("| single-task | " + " | ".join(f"{100 * single[t]:.2f}" for t in range(n)) + " | | |")
     for m in names:
         a = methods[m]["test_accuracy"]
         acc.append(f"| {m} | " + " | ".join(f"{100 * a[t]:.2f}" for t in range(n))
-                   + f" | {'yes' if methods[m]['within_tolerance'] else 'no'} |")
+                   + f" | {methods[m]['worst_val_drop']:.2f} | {'yes' if methods[m]['within_tolerance'] else 'no'} |")
     missed = [m for m in names if not methods[m]["within_tolerance"]]
     # pruning to the tolerance keeps only steps within it, so a network ends below it only if it started there;
     # pruning to a budget, or retraining, may end there

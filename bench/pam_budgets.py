@@ -1,0 +1,90 @@
+"""Every method at budgets of its own, under one schedule: prune to the budget, retrain, then judge the
+tolerance. The tolerance pruner stops where short fine-tunes stop recovering accuracy, so a ratio of
+its FLOPs measures that stop as much as the method; here every method is shrunk and retrained alike,
+and the methods are compared where each is smallest within the tolerance.
+
+    python bench/pam_budgets.py --out runs/budgets --retrain-epochs 240 \\
+        --budgets pam=0.0265,0.0322 --budgets nomerge=0.07,0.1 -- \\
+        --dataset fashion-mnist-grid --arch lenet5 --tasks 0-1,2-3,4-5,6-7,8-9 --seed 3 \\
+        --checkpoints S/task0,S/task1,S/task2,S/task3,S/task4 --exclusive-quota 1 --merge-epochs 0 \\
+        --allocation cost --step-fraction 0.2
+
+Each method and budget is one merge run, ``OUT/METHOD-BUDGET`` (``--methods METHOD --prune-budget
+BUDGET --retrain-epochs N`` added to the flags after ``--``); a finished one is read back, not rerun,
+and every run must hold the same single networks. Pass ``--checkpoints`` so that they do. The first
+table has every run; the second each method at its cheapest run within the tolerance (or, with none
+within, at its run nearest to it, marked) and every other method's FLOPs over ``--reference``'s there."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from common import header, largest_drop, merge_results, table
+from prunefuse.merge.pipeline import flops_ratios
+
+
+def parse_budgets(texts: list[str]) -> dict[str, list[str]]:
+    budgets: dict[str, list[str]] = {}
+    for text in texts:
+        method, sep, values = text.partition("=")
+        if not sep or not values:
+            raise SystemExit(f"--budgets {text}: give METHOD=B1,B2 (e.g. pam=0.03,0.04)")
+        budgets.setdefault(method, []).extend(values.split(","))
+    return budgets
+
+
+def chosen(runs: dict[str, dict]) -> tuple[str, dict]:
+    """The cheapest run within the tolerance, else the one whose worst task falls least short."""
+    within = {b: m for b, m in runs.items() if m["within_tolerance"]}
+    if within:
+        return min(within.items(), key=lambda item: item[1]["subsets"][-1]["flops"])
+    return min(runs.items(), key=lambda item: item[1]["worst_val_drop"])
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--out", type=Path, required=True)
+    p.add_argument("--budgets", action="append", required=True, metavar="METHOD=B1,B2",
+                   help="budgets (fractions of the method's FLOPs) for one method; repeat per method")
+    p.add_argument("--retrain-epochs", type=int, required=True)
+    p.add_argument("--reference", default="pam", help="the method the others' FLOPs are divided by")
+    p.add_argument("merge_flags", nargs="*", help="flags for prunefuse merge, after --")
+    args = p.parse_args()
+    budgets = parse_budgets(args.budgets)
+    if args.reference not in budgets:
+        raise SystemExit(f"--reference {args.reference} has no --budgets; give it some or name another")
+    header(f"Methods pruned to budgets and retrained {args.retrain_epochs} epochs, merge flags: "
+           f"{' '.join(args.merge_flags)}")
+    runs: dict[str, dict[str, dict]] = {}
+    singles = None
+    rows = []
+    for method, values in budgets.items():
+        for budget in values:
+            results = merge_results(args.out / f"{method}-{budget}", [
+                *args.merge_flags, "--methods", method, "--prune-budget", budget,
+                "--retrain-epochs", str(args.retrain_epochs)])
+            if singles not in (None, results["single_task"]):
+                raise SystemExit(f"{args.out / f'{method}-{budget}'} holds other single networks than the runs "
+                                 "before it; pass --checkpoints so every run merges the same ones")
+            singles = results["single_task"]
+            m = runs.setdefault(method, {})[budget] = results["methods"][method]
+            one = [s["flops"] for s in m["subsets"] if len(s["tasks"]) == 1]
+            rows.append({"method": method, "budget": budget, "MFLOPs all tasks": m["subsets"][-1]["flops"] / 1e6,
+                         "MFLOPs one task (mean)": sum(one) / len(one) / 1e6,
+                         "worst task below on validation (points)": m["worst_val_drop"],
+                         "on test": largest_drop(results, m), "within tolerance": m["within_tolerance"]})
+    table(rows)
+    best = {method: chosen(r) for method, r in runs.items()}
+    ratios = flops_ratios({method: m for method, (_, m) in best.items()}, reference=args.reference)
+    print(f"Each method at its cheapest budget within the tolerance (marked where none is), "
+          f"FLOPs over {args.reference}'s:\n")
+    table([{"method": method, "budget": budget + ("" if m["within_tolerance"] else " (outside)"),
+            "MFLOPs all tasks": m["subsets"][-1]["flops"] / 1e6,
+            **{k.replace("_", " "): ratios[f"{method}/{args.reference}"][k] if method != args.reference else 1.0
+               for k in ("all_tasks", "mean_over_subsets", "mean_over_single_tasks", "worst_subset")}}
+           for method, (budget, m) in best.items()])
+
+
+if __name__ == "__main__":
+    main()
