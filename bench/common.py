@@ -54,11 +54,12 @@ def interleaved_rates(fns: dict, items: int, repeats: int = 5, warmup: int = 1) 
 
 
 def merge_results(out: Path, flags: list[str]) -> dict:
-    """``prunefuse merge FLAGS --out OUT``'s results; a finished run is read back, not rerun."""
-    if (out / "results.json").is_file():
-        return read_json(out / "results.json")
-    args = build_parser().parse_args(["merge", "--out", str(out), "--quiet", *flags])
-    return run_merge(merge_config(args), out, quiet=True)
+    """``prunefuse merge FLAGS --out OUT``'s results; a finished run is read back, not rerun. A new run is
+    read back too, so that both come as JSON has them (task keys as strings) and compare equal."""
+    if not (out / "results.json").is_file():
+        args = build_parser().parse_args(["merge", "--out", str(out), "--quiet", *flags])
+        run_merge(merge_config(args), out, quiet=True)
+    return read_json(out / "results.json")
 
 
 def finished_results(run: Path, hint: str) -> dict:
@@ -73,6 +74,18 @@ def largest_drop(results: dict, method: dict) -> float:
     accuracy target is one point."""
     single = results["single_task"]["test_accuracy"]
     return 100 * max(float(single[t]) - a for t, a in method["test_accuracy"].items())
+
+
+def subset_costs(method: dict) -> dict:
+    """A merge method's FLOPs with all its tasks and for one task, in MFLOPs, as the tables show them."""
+    single = [s["flops"] for s in method["subsets"] if len(s["tasks"]) == 1]
+    return {"MFLOPs all tasks": method["subsets"][-1]["flops"] / 1e6,
+            "MFLOPs one task (mean)": sum(single) / len(single) / 1e6}
+
+
+def ratio_columns(label: str, ratio: dict) -> dict:
+    """``flops_ratios``' four figures as table columns named ``LABEL all tasks`` and so on."""
+    return {f"{label} {k.replace('_', ' ')}": v for k, v in ratio.items()}
 
 
 def header(title: str) -> None:

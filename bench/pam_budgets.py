@@ -20,18 +20,39 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from common import header, largest_drop, merge_results, table
-from prunefuse.merge.pipeline import flops_ratios
+from common import header, largest_drop, merge_results, ratio_columns, subset_costs, table
+from prunefuse.merge.pipeline import METHODS, flops_ratios
 
 
 def parse_budgets(texts: list[str]) -> dict[str, list[str]]:
-    budgets: dict[str, list[str]] = {}
+    """Checked before the first run, since a typo found at its turn would come hours in; each budget
+    written one way (``0.03``, ``0.030``, ``.03`` are one run, ``OUT/pam-0.03``)."""
+    budgets: dict[str, set[float]] = {}
     for text in texts:
-        method, sep, values = text.partition("=")
-        if not sep or not values:
-            raise SystemExit(f"--budgets {text}: give METHOD=B1,B2 (e.g. pam=0.03,0.04)")
-        budgets.setdefault(method, []).extend(values.split(","))
-    return budgets
+        method, sep, values = (part.strip() for part in text.partition("="))
+        if not sep or method not in METHODS:
+            raise SystemExit(f"--budgets {text}: give METHOD=B1,B2 with METHOD one of {', '.join(METHODS)}")
+        try:
+            numbers = {float(v) for v in values.split(",")}
+        except ValueError:
+            raise SystemExit(f"--budgets {text}: the budgets must be numbers, e.g. pam=0.03,0.04") from None
+        if not all(0 < b < 1 for b in numbers):
+            raise SystemExit(f"--budgets {text}: a budget is a fraction of the method's FLOPs, between 0 and 1")
+        budgets.setdefault(method, set()).update(numbers)
+    return {method: [f"{b:g}" for b in sorted(values)] for method, values in budgets.items()}
+
+
+def budget_run(out: Path, flags: list[str], method: str, budget: str, epochs: int) -> dict:
+    """The method's results at the budget; a run read back must be the one asked for."""
+    results = merge_results(out, [*flags, "--methods", method, "--prune-budget", budget,
+                                  "--retrain-epochs", str(epochs)])
+    if results.get("pruning") != {"budget": float(budget), "retrain_epochs": epochs} or method not in results[
+            "methods"]:
+        raise SystemExit(f"{out} holds a run of other settings than {method} at --prune-budget {budget} "
+                         f"--retrain-epochs {epochs}; give another --out or remove it")
+    if "worst_val_drop" not in results["methods"][method]:
+        raise SystemExit(f"{out} was made before results.json kept validation accuracy; remove it to rerun it")
+    return results
 
 
 def chosen(runs: dict[str, dict]) -> tuple[str, dict]:
@@ -52,37 +73,35 @@ def main() -> None:
     p.add_argument("merge_flags", nargs="*", help="flags for prunefuse merge, after --")
     args = p.parse_args()
     budgets = parse_budgets(args.budgets)
-    if args.reference not in budgets:
-        raise SystemExit(f"--reference {args.reference} has no --budgets; give it some or name another")
+    if args.reference not in budgets or len(budgets) < 2:
+        raise SystemExit(f"give --budgets for --reference ({args.reference}) and for a method to compare it with")
     header(f"Methods pruned to budgets and retrained {args.retrain_epochs} epochs, merge flags: "
-           f"{' '.join(args.merge_flags)}")
+           f"{' '.join(args.merge_flags) or '(as recorded)'}")
     runs: dict[str, dict[str, dict]] = {}
     singles = None
     rows = []
     for method, values in budgets.items():
         for budget in values:
-            results = merge_results(args.out / f"{method}-{budget}", [
-                *args.merge_flags, "--methods", method, "--prune-budget", budget,
-                "--retrain-epochs", str(args.retrain_epochs)])
+            out = args.out / f"{method}-{budget}"
+            results = budget_run(out, args.merge_flags, method, budget, args.retrain_epochs)
             if singles not in (None, results["single_task"]):
-                raise SystemExit(f"{args.out / f'{method}-{budget}'} holds other single networks than the runs "
-                                 "before it; pass --checkpoints so every run merges the same ones")
+                raise SystemExit(f"{out} holds other single networks than the runs before it; pass --checkpoints "
+                                 "so every run merges the same ones")
             singles = results["single_task"]
             m = runs.setdefault(method, {})[budget] = results["methods"][method]
-            one = [s["flops"] for s in m["subsets"] if len(s["tasks"]) == 1]
-            rows.append({"method": method, "budget": budget, "MFLOPs all tasks": m["subsets"][-1]["flops"] / 1e6,
-                         "MFLOPs one task (mean)": sum(one) / len(one) / 1e6,
+            rows.append({"method": method, "budget": budget, **subset_costs(m),
                          "worst task below on validation (points)": m["worst_val_drop"],
-                         "on test": largest_drop(results, m), "within tolerance": m["within_tolerance"]})
+                         "worst task below on test (points)": largest_drop(results, m),
+                         "within tolerance": m["within_tolerance"]})
     table(rows)
     best = {method: chosen(r) for method, r in runs.items()}
     ratios = flops_ratios({method: m for method, (_, m) in best.items()}, reference=args.reference)
     print(f"Each method at its cheapest budget within the tolerance (marked where none is), "
-          f"FLOPs over {args.reference}'s:\n")
+          f"its FLOPs over {args.reference}'s:\n")
+    itself = dict.fromkeys(next(iter(ratios.values())), 1.0)
     table([{"method": method, "budget": budget + ("" if m["within_tolerance"] else " (outside)"),
             "MFLOPs all tasks": m["subsets"][-1]["flops"] / 1e6,
-            **{k.replace("_", " "): ratios[f"{method}/{args.reference}"][k] if method != args.reference else 1.0
-               for k in ("all_tasks", "mean_over_subsets", "mean_over_single_tasks", "worst_subset")}}
+            **ratio_columns(f"it/{args.reference}", ratios.get(f"{method}/{args.reference}", itself))}
            for method, (budget, m) in best.items()])
 
 

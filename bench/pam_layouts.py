@@ -28,7 +28,7 @@ from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
-from common import finished_results, header, largest_drop, table
+from common import finished_results, header, largest_drop, ratio_columns, subset_costs, table
 from prunefuse.cli import build_parser
 from prunefuse.cli.merge import merge_config
 from prunefuse.io.rundir import seed_everything
@@ -103,8 +103,13 @@ def trained_drops(flags: list[str], nets: dict[str, GroupedNet], epochs: int,
 
 
 def run_drops(results: dict, method: dict) -> dict:
-    """A run's method as ``trained_drops`` reports a layout; the run keeps test accuracies only."""
-    return {VAL_DROP: "(not kept)", TEST_DROP: largest_drop(results, method), PER_TASK: "(not kept)"}
+    """A run's method as ``trained_drops`` reports a layout; runs made before results.json kept validation
+    accuracy give test only."""
+    if "val_accuracy" not in method:
+        return {VAL_DROP: "(not kept)", TEST_DROP: largest_drop(results, method), PER_TASK: "(not kept)"}
+    single = results["single_task"]["val_accuracy"]
+    return {VAL_DROP: method["worst_val_drop"], TEST_DROP: largest_drop(results, method),
+            PER_TASK: " / ".join(f"{100 * (single[t] - a):.2f}" for t, a in method["val_accuracy"].items())}
 
 
 def main() -> None:
@@ -141,10 +146,7 @@ def main() -> None:
     rows = []
     for name, method in candidates.items():
         ratio = flops_ratios({name: method, "nomerge": methods["nomerge"]}, reference=name)[f"nomerge/{name}"]
-        single = [s["flops"] for s in method["subsets"] if len(s["tasks"]) == 1]
-        rows.append({"method": name, "MFLOPs all tasks": method["subsets"][-1]["flops"] / 1e6,
-                     "MFLOPs one task (mean)": sum(single) / len(single) / 1e6,
-                     **{f"nomerge/it {k.replace('_', ' ')}": v for k, v in ratio.items()}})
+        rows.append({"method": name, **subset_costs(method), **ratio_columns("nomerge/it", ratio)})
         if drops:
             rows[-1].update(drops.get(name) or run_drops(results, method))
     table(rows)

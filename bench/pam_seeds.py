@@ -22,7 +22,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from common import finished_results, geometric_interval_text, header, largest_drop, merge_results, table
+from common import finished_results, geometric_interval_text, header, largest_drop, merge_results, ratio_columns, table
 from prunefuse.active.stats import mean_interval
 from prunefuse.merge.pipeline import flops_ratios
 
@@ -59,8 +59,7 @@ def main() -> None:
         methods = {args.method: results["methods"][args.method], baseline: other["methods"][args.baseline]}
         row = {"seed": s, **{f"{m} MFLOPs all": methods[m]["subsets"][-1]["flops"] / 1e6 for m in methods}}
         ratio = flops_ratios(methods, reference=args.method)[name]
-        row.update({f"{name} {k.replace('_', ' ')}": ratio[k]
-                    for k in ("all_tasks", "mean_over_subsets", "mean_over_single_tasks", "worst_subset")})
+        row.update(ratio_columns(name, ratio))
         row[accuracy_key] = 100 * (mean_accuracy(methods[args.method]) - mean_accuracy(methods[baseline]))
         row[drop_key] = largest_drop(results, methods[args.method])
         rows.append(row)

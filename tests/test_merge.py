@@ -778,10 +778,13 @@ def test_merge_run_writes_results_for_every_method_and_subset(fashion_merge):
         assert record["within_tolerance"] == (record["worst_val_drop"] <= 5 + 1e-6)  # the fixture's tolerance
     assert set(trained) == {"pam", "mtz", "shared"}
     assert "val_accuracy" not in merged["shared"]  # trained from scratch: nothing to lose
-    for method in saved["methods"].values():  # the tolerance's verdict on the final networks, with its figures
+    for name, method in saved["methods"].items():  # the tolerance's verdict on the final networks, with its figures
         accuracy = method["val_accuracy"]
         assert set(accuracy) == {"0", "1"} and all(0.4 < a <= 1 for a in accuracy.values())
         assert method["worst_val_drop"] == round(100 * max(reference[t] - a for t, a in accuracy.items()), 2)
+        if name != "nomerge":  # the network of the last step kept, else the one pruning started from
+            kept = [r for r in epochs if r["phase"] == "prune" and r["method"] == name and r["within_tolerance"]]
+            assert accuracy == pytest.approx((kept or [trained[name]])[-1]["val_accuracy"], abs=1e-6)
         assert method["within_tolerance"] == (method["worst_val_drop"] <= 5 + 1e-6)
 
 
@@ -1070,6 +1073,7 @@ def test_budgets_compare_each_method_at_its_cheapest_budget_within_the_tolerance
         subsets = [{"tasks": [0], "flops": flops / 2}, {"tasks": [1], "flops": flops / 2}, {"tasks": [0, 1],
                                                                                            "flops": flops}]
         return {"single_task": {"test_accuracy": {"0": 0.9, "1": 0.9}},
+                "pruning": {"budget": float(budget), "retrain_epochs": int(flags[-1])},
                 "methods": {method: {"subsets": subsets, "test_accuracy": {"0": 0.89, "1": 0.9},
                                      "worst_val_drop": drop, "within_tolerance": drop <= 1}}}
 
@@ -1079,11 +1083,45 @@ def test_budgets_compare_each_method_at_its_cheapest_budget_within_the_tolerance
                                      "--seed", "3"])
     pam_budgets.main()
     assert asked == [(f"{m}-{b}", ["--seed", "3"], "240") for m, b in outcome]
-    best = capsys.readouterr().out.split("FLOPs over pam's:")[1]
+    best = capsys.readouterr().out.split("its FLOPs over pam's:")[1]
     assert "| pam | 0.03 | 1.5 | 1 | 1 | 1 | 1 |" in best  # 0.02 is cheaper but outside
     assert "| nomerge | 0.2 | 6 | 4 | 4 | 4 | 4 |" in best  # at its only budget within
     outcome[("nomerge", "0.2")] = (6e6, 1.1)  # none within: the nearest, marked
     pam_budgets.main()
     assert "| nomerge | 0.2 (outside) | 6 |" in capsys.readouterr().out
-    with pytest.raises(SystemExit, match="METHOD=B1,B2"):
-        pam_budgets.parse_budgets(["pam"])
+    monkeypatch.setattr("sys.argv", ["pam_budgets.py", "--out", str(tmp_path), "--retrain-epochs", "120",
+                                     "--budgets", "pam=0.03", "--budgets", "nomerge=0.1"])
+    monkeypatch.setattr(pam_budgets, "merge_results", lambda out, flags: run(out, [*flags[:-1], "240"]))
+    asked_for = "other settings than pam at --prune-budget 0.03 --retrain-epochs 120"
+    with pytest.raises(SystemExit, match=asked_for.replace(".", r"\.")):
+        pam_budgets.main()  # a finished 240-epoch run is not read as a 120-epoch one
+
+
+def test_budgets_are_checked_before_any_run_and_written_one_way(monkeypatch):
+    monkeypatch.syspath_prepend(str(Path(__file__).parents[1] / "bench"))
+    from pam_budgets import parse_budgets
+    assert parse_budgets(["pam=0.030,.03", " nomerge = 0.2,0.1", "pam=0.04"]) == {"pam": ["0.03", "0.04"],
+                                                                                  "nomerge": ["0.1", "0.2"]}
+    for wrong, message in [("pam", "METHOD=B1,B2"), ("pams=0.1", "METHOD=B1,B2"), ("pam=0.1,", "numbers"),
+                           ("pam=abc", "numbers"), ("pam=1.5", "between 0 and 1"), ("pam=0", "between 0 and 1")]:
+        with pytest.raises(SystemExit, match=message):
+            parse_budgets([wrong])
+
+
+def test_a_benchmark_merge_run_reads_the_same_new_or_finished(monkeypatch, tmp_path):
+    """A new run's results came back with integer task keys and a finished one's with string keys, so a
+    new budget beside finished ones was refused as holding other single networks."""
+    monkeypatch.syspath_prepend(str(Path(__file__).parents[1] / "bench"))
+    import common
+    from prunefuse.io.storage import write_json
+
+    def run_merge(config, out, quiet):
+        results = {"single_task": {"val_accuracy": {0: 0.9, 1: 0.8}}}
+        write_json(out / "results.json", results)
+        return results
+
+    monkeypatch.setattr(common, "run_merge", run_merge)
+    (tmp_path / "run").mkdir()
+    new = common.merge_results(tmp_path / "run", ["--dataset", "fashion-mnist-grid", "--tasks", "0-1,2-3"])
+    assert new == common.merge_results(tmp_path / "run", []) == {"single_task": {"val_accuracy": {"0": 0.9,
+                                                                                                  "1": 0.8}}}

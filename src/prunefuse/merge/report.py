@@ -26,7 +26,7 @@ def merge_tables(results: dict) -> str:
         lines.append(f"| {subset_label(s['tasks'])} | {flops} | {ms} |")
     n = len(results["tasks"])
     # test accuracy per task; the tolerance is judged on the validation split, so its worst shortfall is beside it
-    acc = ["", "| method | " + " | ".join(f"T{t} acc" for t in range(n))
+    acc = ["", "| method | " + " | ".join(f"T{t} test acc" for t in range(n))
            + " | worst task below on validation (points) | within tolerance |", "|" + "---|" * (3 + n)]
     single = results["single_task"]["test_accuracy"]
     acc.append("| single-task | " + " | ".join(f"{100 * single[t]:.2f}" for t in range(n)) + " | | |")
