@@ -16,6 +16,7 @@ from prunefuse import models
 from prunefuse.active.stats import mean_interval
 from prunefuse.cli import build_parser
 from prunefuse.cli.merge import merge_config
+from prunefuse.errors import UserError
 from prunefuse.io.storage import read_json
 from prunefuse.merge import run_merge
 from prunefuse.pruning import prune
@@ -58,7 +59,10 @@ def merge_results(out: Path, flags: list[str]) -> dict:
     read back too, so that both come as JSON has them (task keys as strings) and compare equal."""
     if not (out / "results.json").is_file():
         args = build_parser().parse_args(["merge", "--out", str(out), "--quiet", *flags])
-        run_merge(merge_config(args), out, quiet=True)
+        try:
+            run_merge(merge_config(args), out, quiet=True)
+        except UserError as e:  # bad flags: one line, as the CLI gives it
+            raise SystemExit(f"{out}: {e}") from None
     return read_json(out / "results.json")
 
 

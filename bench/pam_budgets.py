@@ -4,13 +4,15 @@ its FLOPs measures that stop as much as the method; here every method is shrunk 
 and the methods are compared where each is smallest within the tolerance.
 
     python bench/pam_budgets.py --out runs/budgets --retrain-epochs 240 \\
-        --budgets pam=0.0265,0.0322 --budgets nomerge=0.07,0.1 -- \\
+        --budgets pam=0.0265,0.0322 --budgets nomerge=0.07,0.1 \\
+        --flags "pam=--exclusive-quota 1 --merge-epochs 0" -- \\
         --dataset fashion-mnist-grid --arch lenet5 --tasks 0-1,2-3,4-5,6-7,8-9 --seed 3 \\
-        --checkpoints S/task0,S/task1,S/task2,S/task3,S/task4 --exclusive-quota 1 --merge-epochs 0 \\
-        --allocation cost --step-fraction 0.2
+        --checkpoints S/task0,S/task1,S/task2,S/task3,S/task4 --allocation cost --step-fraction 0.2
 
 Each method and budget is one merge run, ``OUT/METHOD-BUDGET`` (``--methods METHOD --prune-budget
-BUDGET --retrain-epochs N`` added to the flags after ``--``); a finished one is read back, not rerun,
+BUDGET --retrain-epochs N`` added to the flags after ``--``, and the method's own flags from
+``--flags "METHOD=..."``, since merge refuses a flag its methods do not read, such as
+``--exclusive-quota`` for nomerge); a finished one is read back, not rerun,
 and every run must hold the same single networks. Pass ``--checkpoints`` so that they do. The first
 table has every run; the second each method at its cheapest run within the tolerance (or, with none
 within, at its run nearest to it, marked) and every other method's FLOPs over ``--reference``'s there."""
@@ -18,6 +20,7 @@ within, at its run nearest to it, marked) and every other method's FLOPs over ``
 from __future__ import annotations
 
 import argparse
+import shlex
 from pathlib import Path
 
 from common import header, largest_drop, merge_results, ratio_columns, subset_costs, table
@@ -40,6 +43,16 @@ def parse_budgets(texts: list[str]) -> dict[str, list[str]]:
             raise SystemExit(f"--budgets {text}: a budget is a fraction of the method's FLOPs, between 0 and 1")
         budgets.setdefault(method, set()).update(numbers)
     return {method: [f"{b:g}" for b in sorted(values)] for method, values in budgets.items()}
+
+
+def method_flags(texts: list[str]) -> dict[str, list[str]]:
+    flags: dict[str, list[str]] = {}
+    for text in texts:
+        method, sep, rest = text.partition("=")
+        if not sep or method.strip() not in METHODS:
+            raise SystemExit(f"--flags {text}: give METHOD=FLAGS with METHOD one of {', '.join(METHODS)}")
+        flags.setdefault(method.strip(), []).extend(shlex.split(rest))
+    return flags
 
 
 def budget_run(out: Path, flags: list[str], method: str, budget: str, epochs: int) -> dict:
@@ -68,22 +81,25 @@ def main() -> None:
     p.add_argument("--out", type=Path, required=True)
     p.add_argument("--budgets", action="append", required=True, metavar="METHOD=B1,B2",
                    help="budgets (fractions of the method's FLOPs) for one method; repeat per method")
+    p.add_argument("--flags", action="append", default=[], metavar="METHOD=FLAGS",
+                   help="merge flags for one method's runs only, e.g. \"pam=--exclusive-quota 1\"; repeatable")
     p.add_argument("--retrain-epochs", type=int, required=True)
     p.add_argument("--reference", default="pam", help="the method the others' FLOPs are divided by")
     p.add_argument("merge_flags", nargs="*", help="flags for prunefuse merge, after --")
     args = p.parse_args()
-    budgets = parse_budgets(args.budgets)
+    budgets, own = parse_budgets(args.budgets), method_flags(args.flags)
     if args.reference not in budgets or len(budgets) < 2:
         raise SystemExit(f"give --budgets for --reference ({args.reference}) and for a method to compare it with")
     header(f"Methods pruned to budgets and retrained {args.retrain_epochs} epochs, merge flags: "
-           f"{' '.join(args.merge_flags) or '(as recorded)'}")
+           f"{' '.join(args.merge_flags) or '(as recorded)'}"
+           + "".join(f"; {method} also {' '.join(flags)}" for method, flags in own.items()))
     runs: dict[str, dict[str, dict]] = {}
     singles = None
     rows = []
     for method, values in budgets.items():
         for budget in values:
             out = args.out / f"{method}-{budget}"
-            results = budget_run(out, args.merge_flags, method, budget, args.retrain_epochs)
+            results = budget_run(out, [*args.merge_flags, *own.get(method, [])], method, budget, args.retrain_epochs)
             if singles not in (None, results["single_task"]):
                 raise SystemExit(f"{out} holds other single networks than the runs before it; pass --checkpoints "
                                  "so every run merges the same ones")

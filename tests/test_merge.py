@@ -1108,6 +1108,20 @@ def test_budgets_are_checked_before_any_run_and_written_one_way(monkeypatch):
             parse_budgets([wrong])
 
 
+def test_a_method_gets_flags_of_its_own_and_a_refused_flag_is_one_line(monkeypatch, tmp_path):
+    """merge refuses a flag none of its methods reads, so PAM's flags cannot go to every run."""
+    monkeypatch.syspath_prepend(str(Path(__file__).parents[1] / "bench"))
+    import common
+    from pam_budgets import method_flags
+    assert method_flags(["pam=--exclusive-quota 1", " pam =--merge-epochs 0", "nomerge="]) == {
+        "pam": ["--exclusive-quota", "1", "--merge-epochs", "0"], "nomerge": []}
+    with pytest.raises(SystemExit, match="METHOD=FLAGS"):
+        method_flags(["--exclusive-quota 1"])
+    with pytest.raises(SystemExit, match="--merge-epochs has no effect without the pam or mtz method"):
+        common.merge_results(tmp_path / "run", ["--methods", "nomerge", "--merge-epochs", "0"])
+    assert not (tmp_path / "run").exists()
+
+
 def test_a_benchmark_merge_run_reads_the_same_new_or_finished(monkeypatch, tmp_path):
     """A new run's results came back with integer task keys and a finished one's with string keys, so a
     new budget beside finished ones was refused as holding other single networks."""
