@@ -27,14 +27,20 @@ from common import header, largest_drop, merge_results, ratio_columns, subset_co
 from prunefuse.merge.pipeline import METHODS, flops_ratios
 
 
+def split_method(option: str, text: str, form: str) -> tuple[str, str]:
+    """``METHOD=REST`` of a per-method option, the method checked."""
+    method, sep, rest = text.partition("=")
+    if not sep or method.strip() not in METHODS:
+        raise SystemExit(f"{option} {text}: give {form} with METHOD one of {', '.join(METHODS)}")
+    return method.strip(), rest
+
+
 def parse_budgets(texts: list[str]) -> dict[str, list[str]]:
     """Checked before the first run, since a typo found at its turn would come hours in; each budget
     written one way (``0.03``, ``0.030``, ``.03`` are one run, ``OUT/pam-0.03``)."""
     budgets: dict[str, set[float]] = {}
     for text in texts:
-        method, sep, values = (part.strip() for part in text.partition("="))
-        if not sep or method not in METHODS:
-            raise SystemExit(f"--budgets {text}: give METHOD=B1,B2 with METHOD one of {', '.join(METHODS)}")
+        method, values = split_method("--budgets", text, "METHOD=B1,B2")
         try:
             numbers = {float(v) for v in values.split(",")}
         except ValueError:
@@ -48,10 +54,8 @@ def parse_budgets(texts: list[str]) -> dict[str, list[str]]:
 def method_flags(texts: list[str]) -> dict[str, list[str]]:
     flags: dict[str, list[str]] = {}
     for text in texts:
-        method, sep, rest = text.partition("=")
-        if not sep or method.strip() not in METHODS:
-            raise SystemExit(f"--flags {text}: give METHOD=FLAGS with METHOD one of {', '.join(METHODS)}")
-        flags.setdefault(method.strip(), []).extend(shlex.split(rest))
+        method, rest = split_method("--flags", text, "METHOD=FLAGS")
+        flags.setdefault(method, []).extend(shlex.split(rest))
     return flags
 
 

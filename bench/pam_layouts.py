@@ -98,8 +98,13 @@ def trained_drops(flags: list[str], nets: dict[str, GroupedNet], epochs: int,
         run.joint_finetune(net, epochs, config.single.lr, config.single.schedule, on_epoch=progress(name, epochs))
         mine = {key: run.accuracy(net, every, data) for key, data in splits.items()}
         drops[name] = {key: 100 * max(single[key][t] - mine[key][t] for t in every) for key in splits}
-        drops[name][PER_TASK] = " / ".join(f"{100 * (single[VAL_DROP][t] - mine[VAL_DROP][t]):.2f}" for t in every)
+        drops[name][PER_TASK] = per_task_drops(single[VAL_DROP], mine[VAL_DROP])
     return drops
+
+
+def per_task_drops(single: dict, accuracy: dict) -> str:
+    """Each task's shortfall against its single network in points, ``T0 / T1 / ...``."""
+    return " / ".join(f"{100 * (single[t] - a):.2f}" for t, a in accuracy.items())
 
 
 def run_drops(results: dict, method: dict) -> dict:
@@ -109,7 +114,7 @@ def run_drops(results: dict, method: dict) -> dict:
         return {VAL_DROP: "(not kept)", TEST_DROP: largest_drop(results, method), PER_TASK: "(not kept)"}
     single = results["single_task"]["val_accuracy"]
     return {VAL_DROP: method["worst_val_drop"], TEST_DROP: largest_drop(results, method),
-            PER_TASK: " / ".join(f"{100 * (single[t] - a):.2f}" for t, a in method["val_accuracy"].items())}
+            PER_TASK: per_task_drops(single, method["val_accuracy"])}
 
 
 def main() -> None:
