@@ -17,6 +17,7 @@ from prunefuse.active.stats import mean_interval
 from prunefuse.cli import build_parser
 from prunefuse.cli.merge import merge_config
 from prunefuse.errors import UserError
+from prunefuse.io.rundir import RunDirectory
 from prunefuse.io.storage import read_json
 from prunefuse.merge import run_merge
 from prunefuse.pruning import prune
@@ -54,15 +55,23 @@ def interleaved_rates(fns: dict, items: int, repeats: int = 5, warmup: int = 1) 
     return {name: items / statistics.median(t) for name, t in times.items()}
 
 
-def merge_results(out: Path, flags: list[str]) -> dict:
-    """``prunefuse merge FLAGS --out OUT``'s results; a finished run is read back, not rerun. A new run is
-    read back too, so that both come as JSON has them (task keys as strings) and compare equal."""
-    if not (out / "results.json").is_file():
-        args = build_parser().parse_args(["merge", "--out", str(out), "--quiet", *flags])
-        try:
-            run_merge(merge_config(args), out, quiet=True)
-        except UserError as e:  # bad flags: one line, as the CLI gives it
-            raise SystemExit(f"{out}: {e}") from None
+def merge_results(out: Path, flags: list[str], as_recorded: bool = False) -> dict:
+    """``prunefuse merge FLAGS --out OUT``'s results; a finished run is read back, not rerun, if it ran
+    with the config these flags give (``as_recorded``: whatever it ran with, for a bench given no
+    merge flags). A new run is read back too, so that both come as JSON has them (task keys as
+    strings) and compare equal."""
+    args = build_parser().parse_args(["merge", "--out", str(out), "--quiet", *flags])
+    try:
+        config = merge_config(args)
+    except UserError as e:  # bad flags: one line, as the CLI gives it
+        raise SystemExit(f"{out}: {e}") from None
+    try:
+        if not (out / "results.json").is_file():
+            run_merge(config, out, quiet=True)
+        elif not as_recorded:
+            RunDirectory(out, "merge", config.to_dict(), hint="give another --out or remove it").check(False)
+    except UserError as e:  # names the folder itself
+        raise SystemExit(str(e)) from None
     return read_json(out / "results.json")
 
 

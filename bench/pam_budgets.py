@@ -13,17 +13,27 @@ Each method and budget is one merge run, ``OUT/METHOD-BUDGET`` (``--methods METH
 BUDGET --retrain-epochs N`` added to the flags after ``--``, and the method's own flags from
 ``--flags "METHOD=..."``, since merge refuses a flag its methods do not read, such as
 ``--exclusive-quota`` for nomerge); a finished one is read back, not rerun,
-and every run must hold the same single networks. Pass ``--checkpoints`` so that they do. The first
-table has every run; the second each method at its cheapest run within the tolerance (or, with none
-within, at its run nearest to it, marked) and every other method's FLOPs over ``--reference``'s there."""
+and every run must hold the same single networks. Pass ``--checkpoints`` so that they do.
+``--train-seeds 3,4,5`` repeats every run at each training seed on ``--seed``'s split
+(``OUT/METHOD-BUDGET-trainS``; merge's ``--train-seed``): one run's worst task moves by a point or two
+from one training seed to the next, as much as a budget a quarter larger moves it. The first table has
+every run; the second each method at its cheapest budget within the tolerance at every training seed
+(or, with none, at the budget whose worst task falls least short on average, marked), its mean
+shortfall, and every method's FLOPs over ``--reference``'s, paired by training seed."""
 
 from __future__ import annotations
 
 import argparse
 import shlex
+import statistics
 from pathlib import Path
 
-from common import header, largest_drop, merge_results, ratio_columns, subset_costs, table
+from common import geometric_interval_text, header, largest_drop, merge_results, ratio_columns, subset_costs, table
+from prunefuse.active.stats import mean_interval
+from prunefuse.cli import build_parser
+from prunefuse.cli.args import number_list
+from prunefuse.cli.merge import merge_config
+from prunefuse.errors import UserError
 from prunefuse.merge.pipeline import METHODS, flops_ratios
 
 
@@ -59,10 +69,11 @@ def method_flags(texts: list[str]) -> dict[str, list[str]]:
     return flags
 
 
-def budget_run(out: Path, flags: list[str], method: str, budget: str, epochs: int) -> dict:
-    """The method's results at the budget; a run read back must be the one asked for."""
+def budget_run(out: Path, flags: list[str], method: str, budget: str, epochs: int, as_recorded: bool) -> dict:
+    """The method's results at the budget; a run read back must be the one asked for, in budget and
+    epochs even when read as recorded."""
     results = merge_results(out, [*flags, "--methods", method, "--prune-budget", budget,
-                                  "--retrain-epochs", str(epochs)])
+                                  "--retrain-epochs", str(epochs)], as_recorded)
     if results.get("pruning") != {"budget": float(budget), "retrain_epochs": epochs} or method not in results[
             "methods"]:
         raise SystemExit(f"{out} holds a run of other settings than {method} at --prune-budget {budget} "
@@ -72,12 +83,23 @@ def budget_run(out: Path, flags: list[str], method: str, budget: str, epochs: in
     return results
 
 
-def chosen(runs: dict[str, dict]) -> tuple[str, dict]:
-    """The cheapest run within the tolerance, else the one whose worst task falls least short."""
-    within = {b: m for b, m in runs.items() if m["within_tolerance"]}
+def run_name(method: str, budget: str, train_seed: int, split_seed: int) -> str:
+    """``METHOD-BUDGET``, and ``-trainS`` for a replicate: a run at the split's own seed is the run that
+    merge makes without ``--train-seed``."""
+    return f"{method}-{budget}" + ("" if train_seed == split_seed else f"-train{train_seed}")
+
+
+def mean_flops(seeds: dict[int, dict]) -> float:
+    return statistics.mean(m["subsets"][-1]["flops"] for m in seeds.values())
+
+
+def chosen(runs: dict[str, dict[int, dict]]) -> str:
+    """The cheapest budget within the tolerance at every training seed, else the one whose worst task
+    falls least short on average."""
+    within = [b for b, seeds in runs.items() if all(m["within_tolerance"] for m in seeds.values())]
     if within:
-        return min(within.items(), key=lambda item: item[1]["subsets"][-1]["flops"])
-    return min(runs.items(), key=lambda item: item[1]["worst_val_drop"])
+        return min(within, key=lambda b: mean_flops(runs[b]))
+    return min(runs, key=lambda b: statistics.mean(m["worst_val_drop"] for m in runs[b].values()))
 
 
 def main() -> None:
@@ -88,41 +110,65 @@ def main() -> None:
     p.add_argument("--flags", action="append", default=[], metavar="METHOD=FLAGS",
                    help="merge flags for one method's runs only, e.g. \"pam=--exclusive-quota 1\"; repeatable")
     p.add_argument("--retrain-epochs", type=int, required=True)
+    p.add_argument("--train-seeds", type=number_list(0, integer=True),
+                   help="run every budget at each of these training seeds (merge's --train-seed) on --seed's "
+                   "split, e.g. 3,4,5 (default: --seed's alone)")
     p.add_argument("--reference", default="pam", help="the method the others' FLOPs are divided by")
     p.add_argument("merge_flags", nargs="*", help="flags for prunefuse merge, after --")
     args = p.parse_args()
     budgets, own = parse_budgets(args.budgets), method_flags(args.flags)
     if args.reference not in budgets or len(budgets) < 2:
         raise SystemExit(f"give --budgets for --reference ({args.reference}) and for a method to compare it with")
+    if "--train-seed" in args.merge_flags:
+        raise SystemExit("give training seeds as --train-seeds before --, not as --train-seed after it")
+    try:
+        config = merge_config(build_parser().parse_args(["merge", "--out", "unused", *args.merge_flags]))
+        split_seed = config.validation_seed
+    except UserError as e:
+        raise SystemExit(str(e)) from None
+    train_seeds = sorted(set(args.train_seeds or [split_seed]))
     header(f"Methods pruned to budgets and retrained {args.retrain_epochs} epochs, merge flags: "
            f"{' '.join(args.merge_flags) or '(as recorded)'}"
            + "".join(f"; {method} also {' '.join(flags)}" for method, flags in own.items()))
-    runs: dict[str, dict[str, dict]] = {}
+    runs: dict[str, dict[str, dict[int, dict]]] = {}
     singles = None
     rows = []
     for method, values in budgets.items():
         for budget in values:
-            out = args.out / f"{method}-{budget}"
-            results = budget_run(out, [*args.merge_flags, *own.get(method, [])], method, budget, args.retrain_epochs)
-            if singles not in (None, results["single_task"]):
-                raise SystemExit(f"{out} holds other single networks than the runs before it; pass --checkpoints "
-                                 "so every run merges the same ones")
-            singles = results["single_task"]
-            m = runs.setdefault(method, {})[budget] = results["methods"][method]
-            rows.append({"method": method, "budget": budget, **subset_costs(m),
-                         "worst task below on validation (points)": m["worst_val_drop"],
-                         "worst task below on test (points)": largest_drop(results, m),
-                         "within tolerance": m["within_tolerance"]})
+            for seed in train_seeds:
+                out = args.out / run_name(method, budget, seed, split_seed)
+                replicate = [] if seed == split_seed else ["--train-seed", str(seed)]
+                results = budget_run(out, [*args.merge_flags, *own.get(method, []), *replicate], method, budget,
+                                     args.retrain_epochs, as_recorded=not args.merge_flags)
+                if singles not in (None, results["single_task"]):
+                    raise SystemExit(f"{out} holds other single networks than the runs before it; pass "
+                                     "--checkpoints so every run merges the same ones")
+                singles = results["single_task"]
+                m = runs.setdefault(method, {}).setdefault(budget, {})[seed] = results["methods"][method]
+                rows.append({"method": method, "budget": budget, "train seed": seed, **subset_costs(m),
+                             "worst task below on validation (points)": m["worst_val_drop"],
+                             "worst task below on test (points)": largest_drop(results, m),
+                             "within tolerance": m["within_tolerance"]})
     table(rows)
     best = {method: chosen(r) for method, r in runs.items()}
-    ratios = flops_ratios({method: m for method, (_, m) in best.items()}, reference=args.reference)
-    print(f"Each method at its cheapest budget within the tolerance (marked where none is), "
-          f"its FLOPs over {args.reference}'s:\n")
-    itself = dict.fromkeys(next(iter(ratios.values())), 1.0)
-    table([{"method": method, "budget": budget + ("" if m["within_tolerance"] else " (outside)"),
-            "MFLOPs all tasks": m["subsets"][-1]["flops"] / 1e6,
-            **ratio_columns(f"it/{args.reference}", ratios.get(f"{method}/{args.reference}", itself))}
-           for method, (budget, m) in best.items()])
+    print(f"Each method at its cheapest budget within the tolerance at every training seed (marked where none "
+          f"is), its FLOPs over {args.reference}'s per training seed; over {len(train_seeds)} training seed(s), "
+          "geometric mean of the ratios and mean of the shortfall, [95% interval]:\n")
+    per_seed = [flops_ratios({method: runs[method][b][seed] for method, b in best.items()}, reference=args.reference)
+                for seed in train_seeds]
+    itself = dict.fromkeys(next(iter(per_seed[0].values())), 1.0)
+    summary = []
+    for method, budget in best.items():
+        seeds = runs[method][budget]
+        outside = not all(m["within_tolerance"] for m in seeds.values())
+        ratios = [r.get(f"{method}/{args.reference}", itself) for r in per_seed]
+        summary.append({"method": method, "budget": budget + (" (outside)" if outside else ""),
+                        "MFLOPs all tasks": mean_flops(seeds) / 1e6,
+                        "worst task below on validation (points)": mean_interval(
+                            [m["worst_val_drop"] for m in seeds.values()]).text(scale=1),
+                        **ratio_columns(f"it/{args.reference}", {k: geometric_interval_text([r[k] for r in ratios])
+                                                                 for k in ratios[0]})})
+    table(summary)
 
 
 if __name__ == "__main__":

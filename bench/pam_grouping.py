@@ -37,7 +37,7 @@ def main() -> None:
                    help="thresholds, the same for conv and linear layers (chance: the chance level)")
     p.add_argument("--exclusive-quota", default="0", help="comma-separated values of --exclusive-quota")
     args = p.parse_args()
-    config = MergeConfig(data=DataSpec(args.dataset, subset=args.subset), tasks=args.tasks,
+    config = MergeConfig(data=DataSpec(args.dataset, subset=args.subset, seed=args.seed), tasks=args.tasks,
                          checkpoints=args.checkpoints.split(","))
     config.single.seed = args.seed
     run = MergeRun(config, tempfile.mkdtemp(), quiet=True)

@@ -25,7 +25,6 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Callable
-from dataclasses import replace
 from pathlib import Path
 
 from common import finished_results, header, largest_drop, ratio_columns, subset_costs, table
@@ -77,10 +76,11 @@ def trained_drops(flags: list[str], nets: dict[str, GroupedNet], epochs: int,
                   train_seed: int | None = None) -> dict[str, dict]:
     """Train each network from scratch on all tasks (the shared trunk's schedule: the single networks'
     learning rate and schedule) and give its worst task's accuracy below its single network, in points.
-    ``train_seed`` draws another initialisation and batch order while the validation split, which must
-    stay the one the single networks were trained without, keeps following ``--seed``: it measures how
-    much of a drop is the luck of one training run."""
-    config = merge_config(build_parser().parse_args(["merge", "--out", "unused", *flags]))
+    ``train_seed`` (merge's ``--train-seed``) draws another initialisation and batch order while the
+    validation split, which must stay the one the single networks were trained without, keeps following
+    ``--seed``: it measures how much of a drop is the luck of one training run."""
+    own_seed = [] if train_seed is None else ["--train-seed", str(train_seed)]
+    config = merge_config(build_parser().parse_args(["merge", "--out", "unused", *flags, *own_seed]))
     if not config.checkpoints:
         raise SystemExit("--train-epochs needs the run's merge flags after --, --checkpoints and --seed included")
     run = MergeRun(config, "unused", quiet=True)
@@ -89,8 +89,6 @@ def trained_drops(flags: list[str], nets: dict[str, GroupedNet], epochs: int,
     every = tuple(range(len(run.singles)))
     splits = {VAL_DROP: run.val, TEST_DROP: run.test}
     single = {key: [run.accuracy(s, (t,), data)[t] for t, s in enumerate(run.singles)] for key, data in splits.items()}
-    if train_seed is not None:
-        config.single = replace(config.single, seed=train_seed)  # the run reads this config
     drops = {}
     for name, net in nets.items():
         seed_everything(config.single.seed)

@@ -92,7 +92,8 @@ def main() -> None:
     mi = {k: label_mi(OVERLAPS[k], labels) for k in overlaps}
     runs = {k: {s: merge_results(args.out / f"seed{s}" / f"overlap{k}",
                                  ["--dataset", "fashion-mnist-grid", "--tasks", OVERLAPS[k], *args.merge_flags,
-                                  "--seed", str(s)]) for s in seeds} for k in overlaps}
+                                  "--seed", str(s)], as_recorded=not args.merge_flags) for s in seeds}
+            for k in overlaps}
     table([run_row(s, k, mi[k], runs[k][s]) for k in overlaps for s in seeds])
     if len(seeds) > 1:
         print(f"Over {len(seeds)} seeds, geometric mean [95% interval]; single tasks: the geometric mean of "

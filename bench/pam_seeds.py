@@ -48,7 +48,8 @@ def main() -> None:
     accuracy_key = f"test accuracy {args.method} - {baseline}, mean over tasks (points)"
     drop_key = f"{args.method}'s largest test drop below a single network (points)"
     header(f"{name} FLOPs over paired seeds, merge flags: {' '.join(args.merge_flags) or '(as recorded)'}")
-    per_seed = {s: merge_results(args.out / f"seed{s}", [*args.merge_flags, "--seed", str(s)]) for s in seeds}
+    per_seed = {s: merge_results(args.out / f"seed{s}", [*args.merge_flags, "--seed", str(s)],
+                                 as_recorded=not args.merge_flags) for s in seeds}
     rows = []
     for s, results in per_seed.items():
         other = (finished_results(args.baseline_out / f"seed{s}", "run it first or leave out --baseline-out")

@@ -1018,6 +1018,28 @@ def test_a_layout_gives_each_task_its_own_exclusive_width_or_one_for_all(monkeyp
             parse_layout(wrong, 2, 3)
 
 
+def test_a_train_seed_replicates_a_run_on_its_split(tmp_path):
+    """A replicate (another --train-seed) must hold out the images that the single networks it merges
+    were trained without; a train seed equal to --seed is the run itself, with one config.json."""
+    from prunefuse.cli import build_parser
+    from prunefuse.cli.merge import merge_config
+    from prunefuse.merge.pipeline import MergeRun
+
+    def config(*flags):
+        return merge_config(build_parser().parse_args(["merge", "--out", str(tmp_path), *flags]))
+
+    run, replicate, other = config("--seed", "3"), config("--seed", "3", "--train-seed", "4"), config("--seed", "4")
+    assert (replicate.single.seed, replicate.validation_seed) == (4, 3)
+    assert replace(run, single=replace(run.single, seed=5)).validation_seed == 3  # the split stays put
+    assert config("--seed", "3", "--train-seed", "3").to_dict() == run.to_dict()
+    held_out = []
+    for c in (run, replicate, other):
+        merge_run = MergeRun(c, tmp_path, quiet=True)
+        merge_run.load_data()
+        held_out.append(merge_run.val.images)
+    assert torch.equal(held_out[0], held_out[1]) and not torch.equal(held_out[0], held_out[2])
+
+
 @pytest.mark.parametrize("train_seed, expected", [(None, 3), (7, 7)])
 def test_a_layout_trains_with_its_own_seed_on_the_run_split(monkeypatch, capsys, train_seed, expected):
     """A second training seed must not move the validation split: the single networks were trained
@@ -1031,7 +1053,7 @@ def test_a_layout_trains_with_its_own_seed_on_the_run_split(monkeypatch, capsys,
             self.config = config
 
         def load_data(self):
-            seen["split"], self.val, self.test = self.config.single.seed, "val", "test"
+            seen["split"], self.val, self.test = self.config.validation_seed, "val", "test"
 
         def load_singles(self, paths):
             return [None, None]
@@ -1066,10 +1088,11 @@ def test_budgets_compare_each_method_at_its_cheapest_budget_within_the_tolerance
                ("nomerge", "0.1"): (3e6, 1.2), ("nomerge", "0.2"): (6e6, 0.9)}
     asked = []
 
-    def run(out, flags):
+    def run(out, flags, as_recorded=False):
         method, budget = flags[flags.index("--methods") + 1], flags[flags.index("--prune-budget") + 1]
         asked.append((out.name, flags[:2], flags[flags.index("--retrain-epochs") + 1]))
-        flops, drop = outcome[method, budget]
+        seed = int(flags[flags.index("--train-seed") + 1]) if "--train-seed" in flags else 3
+        flops, drop = outcome.get((method, budget, seed), outcome[method, budget])
         subsets = [{"tasks": [0], "flops": flops / 2}, {"tasks": [1], "flops": flops / 2}, {"tasks": [0, 1],
                                                                                            "flops": flops}]
         return {"single_task": {"test_accuracy": {"0": 0.9, "1": 0.9}},
@@ -1083,18 +1106,36 @@ def test_budgets_compare_each_method_at_its_cheapest_budget_within_the_tolerance
                                      "--seed", "3"])
     pam_budgets.main()
     assert asked == [(f"{m}-{b}", ["--seed", "3"], "240") for m, b in outcome]
-    best = capsys.readouterr().out.split("its FLOPs over pam's:")[1]
-    assert "| pam | 0.03 | 1.5 | 1 | 1 | 1 | 1 |" in best  # 0.02 is cheaper but outside
-    assert "| nomerge | 0.2 | 6 | 4 | 4 | 4 | 4 |" in best  # at its only budget within
-    outcome[("nomerge", "0.2")] = (6e6, 1.1)  # none within: the nearest, marked
+    best = capsys.readouterr().out.split("[95% interval]:")[1]
+    assert "| pam | 0.03 | 1.5 | +0.70 | 1.000 | 1.000 | 1.000 | 1.000 |" in best  # 0.02 is cheaper but outside
+    assert "| nomerge | 0.2 | 6 | +0.90 | 4.000 | 4.000 | 4.000 | 4.000 |" in best  # at its only budget within
+    # a second training seed: pam 0.03 falls outside there, so 0.04 is the cheapest within at both, and
+    # the ratios pair runs by seed (6/2 and 9/3; crossed, 6/3 and 9/2 would spread)
+    outcome.update({("pam", "0.03", 4): (1.5e6, 1.3), ("pam", "0.04", 4): (3e6, 0.4),
+                    ("nomerge", "0.2", 4): (9e6, 0.5)})
+    asked.clear()
+    monkeypatch.setattr("sys.argv", ["pam_budgets.py", "--out", str(tmp_path), "--retrain-epochs", "240",
+                                     "--budgets", "pam=0.02,0.03,0.04", "--budgets", "nomerge=0.1,0.2",
+                                     "--train-seeds", "4,3", "--", "--seed", "3"])
     pam_budgets.main()
-    assert "| nomerge | 0.2 (outside) | 6 |" in capsys.readouterr().out
+    assert [name for name, _, _ in asked] == [f"{m}-{b}{suffix}" for m, b in list(outcome)[:5]
+                                              for suffix in ("", "-train4")]
+    best = capsys.readouterr().out.split("[95% interval]:")[1]
+    assert "| pam | 0.04 | 2.5 | +0.30 [-0.97, +1.57] | 1.000 [1.000, 1.000] |" in best
+    assert "| nomerge | 0.2 | 7.5 | +0.70 [-1.84, +3.24] | 3.000 [3.000, 3.000] |" in best
+    outcome[("nomerge", "0.2")] = (6e6, 1.1)  # none within at every seed: the nearest on average, marked
+    pam_budgets.main()
+    assert "| nomerge | 0.2 (outside) | 7.5 |" in capsys.readouterr().out
     monkeypatch.setattr("sys.argv", ["pam_budgets.py", "--out", str(tmp_path), "--retrain-epochs", "120",
                                      "--budgets", "pam=0.03", "--budgets", "nomerge=0.1"])
-    monkeypatch.setattr(pam_budgets, "merge_results", lambda out, flags: run(out, [*flags[:-1], "240"]))
+    monkeypatch.setattr(pam_budgets, "merge_results", lambda out, flags, _: run(out, [*flags[:-1], "240"]))
     asked_for = "other settings than pam at --prune-budget 0.03 --retrain-epochs 120"
     with pytest.raises(SystemExit, match=asked_for.replace(".", r"\.")):
         pam_budgets.main()  # a finished 240-epoch run is not read as a 120-epoch one
+    monkeypatch.setattr("sys.argv", ["pam_budgets.py", "--out", str(tmp_path), "--retrain-epochs", "240",
+                                     "--budgets", "pam=0.03", "--budgets", "nomerge=0.1", "--", "--train-seed", "4"])
+    with pytest.raises(SystemExit, match="as --train-seeds before --"):
+        pam_budgets.main()  # it would give every run, named as --seed's own, another training seed
 
 
 def test_budgets_are_checked_before_any_run_and_written_one_way(monkeypatch):
@@ -1124,18 +1165,29 @@ def test_a_method_gets_flags_of_its_own_and_a_refused_flag_is_one_line(monkeypat
 
 def test_a_benchmark_merge_run_reads_the_same_new_or_finished(monkeypatch, tmp_path):
     """A new run's results came back with integer task keys and a finished one's with string keys, so a
-    new budget beside finished ones was refused as holding other single networks."""
+    new budget beside finished ones was refused as holding other single networks. A finished run is
+    read back only as the run asked for: a replicate at another training seed is not the first run."""
     monkeypatch.syspath_prepend(str(Path(__file__).parents[1] / "bench"))
     import common
+    from prunefuse.io.rundir import RunDirectory
     from prunefuse.io.storage import write_json
 
     def run_merge(config, out, quiet):
         results = {"single_task": {"val_accuracy": {0: 0.9, 1: 0.8}}}
-        write_json(out / "results.json", results)
+        with RunDirectory.claim(out, "merge", config.to_dict()):
+            write_json(out / "results.json", results)
         return results
 
     monkeypatch.setattr(common, "run_merge", run_merge)
-    (tmp_path / "run").mkdir()
-    new = common.merge_results(tmp_path / "run", ["--dataset", "fashion-mnist-grid", "--tasks", "0-1,2-3"])
-    assert new == common.merge_results(tmp_path / "run", []) == {"single_task": {"val_accuracy": {"0": 0.9,
-                                                                                                  "1": 0.8}}}
+    flags = ["--dataset", "fashion-mnist-grid", "--tasks", "0-1,2-3", "--seed", "3"]
+    new = common.merge_results(tmp_path / "run", flags)
+    assert new == common.merge_results(tmp_path / "run", flags) == {"single_task": {"val_accuracy": {"0": 0.9,
+                                                                                                     "1": 0.8}}}
+    refused = r"^\S+/run holds a 'prunefuse merge' run with another config \(single\.seed: 3 there, 4 now; "
+    with pytest.raises(SystemExit, match=refused + r"split_seed: None there, 3 now\); give another --out"):
+        common.merge_results(tmp_path / "run", [*flags, "--train-seed", "4"])
+    assert common.merge_results(tmp_path / "run", ["--seed", "3"], as_recorded=True) == new  # a bench given no flags
+    saved = json.loads((tmp_path / "run" / "config.json").read_text())
+    del saved["config"]["split_seed"]  # written before --train-seed existed
+    (tmp_path / "run" / "config.json").write_text(json.dumps(saved))
+    assert common.merge_results(tmp_path / "run", flags) == new

@@ -61,6 +61,9 @@ def merge_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--schedule", default="cosine")
     g.add_argument("--device", default="auto")
     g.add_argument("--seed", type=SEED, default=0)
+    g.add_argument("--train-seed", type=SEED,
+                   help="draw everything but the held-out split with this seed instead of --seed's (initialisation, "
+                   "batch order, pruning's samples, PAM's MI jitter): a replicate of a run on its --checkpoints")
     g = p.add_argument_group("merging")
     g.add_argument("--merge-lr", type=POSITIVE, default=d.merge_lr, help="peak rate of the joint training")
     g.add_argument("--merge-epochs", type=NON_NEGATIVE_INT, default=d.merge_epochs,
@@ -144,7 +147,7 @@ def merge_config(args) -> MergeConfig:
     if kd and not args.distill:
         raise UserError(f"{flag(next(iter(kd)))} has no effect without --distill; add --distill")
     single = TrainConfig(epochs=pick("epochs"), batch_size=pick("batch_size"), lr=args.lr, schedule=args.schedule,
-                         device=args.device, seed=args.seed)
+                         device=args.device, seed=args.seed if args.train_seed is None else args.train_seed)
     prune = PruneConfig(importance=args.importance, allocation=args.allocation, empty_groups=args.empty_groups,
                         step_fraction=args.step_fraction, tolerance=args.tolerance,
                         min_step_fraction=args.min_step_fraction, max_steps=args.max_steps,
@@ -159,7 +162,7 @@ def merge_config(args) -> MergeConfig:
                        exclusive_quota=args.exclusive_quota,
                        mtz_share=args.mtz_share, shared_width=args.shared_width,
                        shared_epochs=args.shared_epochs, distill=args.distill, **kd,
-                       prune=prune, val_size=pick("val_size"),
+                       prune=prune, val_size=pick("val_size"), split_seed=args.seed,
                        latency_batches=args.latency_batches, latency_repeats=args.latency_repeats,
                        checkpoints=args.checkpoints, joint=args.joint)
 

@@ -21,7 +21,7 @@ from ..io.rundir import RunDirectory, describe, differing_keys, seed_everything
 from ..io.storage import append_jsonl, write_json
 from ..models.base import init_weights, scaled
 from ..train import TrainConfig, fit
-from ..validation import changed_flags, flag
+from ..validation import changed_flags, check_seed, flag
 from .assemble import assemble
 from .group_pruning import PruneConfig, prune_network, task_accuracy, within
 from .grouped import SHARED, GroupedNet, from_classifier, plan_of
@@ -82,6 +82,9 @@ class MergeConfig:
     kd_temperature: float = 1.0
     prune: PruneConfig = field(default_factory=PruneConfig)
     val_size: int = 5000  # held out of the training split for the tolerance check
+    # the held-out part's seed (None: ``single.seed``): a replicate trains with another ``single.seed`` and
+    # keeps the part that the single networks it merges were trained without
+    split_seed: int | None = None
     latency_batches: list[int] = field(default_factory=lambda: [1, 64])
     latency_repeats: int = 20
     checkpoints: list[str] | None = None  # trained single-task networks to merge instead of training them
@@ -113,9 +116,15 @@ class MergeConfig:
             raise UserError("--latency-batches must list positive batch sizes, e.g. 1,64")
         if self.merge_epochs < 0:
             raise UserError("--merge-epochs must be 0 or more")
+        if self.split_seed is not None:
+            check_seed("split_seed", self.split_seed)
         if self.joint and not self.checkpoints:
             raise UserError("--joint needs the single-task networks it was merged from; pass --checkpoints "
                             "with the singles/taskN of the run that made it")
+
+    @property
+    def validation_seed(self) -> int:
+        return self.single.seed if self.split_seed is None else self.split_seed
 
     @property
     def trunk_epochs(self) -> int:
@@ -124,6 +133,8 @@ class MergeConfig:
     def to_dict(self) -> dict:
         """The settings as a run ran them: the trunk's default epochs resolved, so config.json says how many."""
         every = asdict(self)
+        if self.split_seed == self.single.seed:
+            every["split_seed"] = None  # one run, one config.json, however its seeds were given
         if "shared" in self.methods:
             every["shared_epochs"] = self.trunk_epochs
         return every
@@ -138,8 +149,8 @@ def joint_settings(config: MergeConfig, method: str) -> dict:
     # joint training replaces the singles' epochs and rate, except the shared trunk's, trained as a single
     ignored = ("device", "eval_batch_size") + (() if method == "shared" else ("epochs", "lr", "schedule"))
     single = {k: v for k, v in every["single"].items() if k not in ignored}
-    settings = {"data": data, "single": single, **{k: every[k] for k in ("tasks", "arch", "width", "val_size",
-                                                                         "distill", "kd_alpha", "kd_temperature")},
+    common = ("tasks", "arch", "width", "val_size", "split_seed", "distill", "kd_alpha", "kd_temperature")
+    settings = {"data": data, "single": single, **{k: every[k] for k in common},
                 **{k: every[k] for k in MERGE_SETTINGS[method]}}
     return json.loads(json.dumps(settings))  # as a checkpoint's JSON holds them
 
@@ -179,7 +190,7 @@ class MergeRun:
             drawn = f" (--subset {self.config.data.subset})" if self.config.data.subset else ""
             raise UserError(f"--val-size {self.config.val_size} must lie between 0 and the {len(train)} training "
                             f"samples{drawn}; lower --val-size" + (" or raise --subset" if drawn else ""))
-        order = torch.randperm(len(train), generator=torch.Generator().manual_seed(self.config.single.seed))
+        order = torch.randperm(len(train), generator=torch.Generator().manual_seed(self.config.validation_seed))
         self.val = train.subset(order[: self.config.val_size].sort().values)
         self.train = train.subset(order[self.config.val_size:].sort().values)
         self.normalizer = Normalizer(*self.train.channel_stats())
