@@ -119,13 +119,13 @@ def main() -> None:
     budgets, own = parse_budgets(args.budgets), method_flags(args.flags)
     if args.reference not in budgets or len(budgets) < 2:
         raise SystemExit(f"give --budgets for --reference ({args.reference}) and for a method to compare it with")
-    if "--train-seed" in args.merge_flags:
-        raise SystemExit("give training seeds as --train-seeds before --, not as --train-seed after it")
     try:
         config = merge_config(build_parser().parse_args(["merge", "--out", "unused", *args.merge_flags]))
-        split_seed = config.validation_seed
     except UserError as e:
         raise SystemExit(str(e)) from None
+    split_seed = config.validation_seed
+    if config.single.seed != split_seed:
+        raise SystemExit("give training seeds as --train-seeds before --, not as --train-seed after it")
     train_seeds = sorted(set(args.train_seeds or [split_seed]))
     header(f"Methods pruned to budgets and retrained {args.retrain_epochs} epochs, merge flags: "
            f"{' '.join(args.merge_flags) or '(as recorded)'}"
