@@ -19,7 +19,7 @@ and every run must hold the same single networks. Pass ``--checkpoints`` so that
 from one training seed to the next, as much as a budget a quarter larger moves it. The first table has
 every run; the second each method at its cheapest budget within the tolerance at every training seed
 (or, with none, at the budget whose worst task falls least short on average, marked), its mean
-shortfall, and every method's FLOPs over ``--reference``'s, paired by training seed."""
+shortfall, and every method's FLOPs and shortfall against ``--reference``'s, paired by training seed."""
 
 from __future__ import annotations
 
@@ -153,10 +153,11 @@ def main() -> None:
     best = {method: chosen(r) for method, r in runs.items()}
     print(f"Each method at its cheapest budget within the tolerance at every training seed (marked where none "
           f"is), its FLOPs over {args.reference}'s per training seed; over {len(train_seeds)} training seed(s), "
-          "geometric mean of the ratios and mean of the shortfall, [95% interval]:\n")
+          "geometric mean of the ratios, mean of the shortfall and of its paired difference, [95% interval]:\n")
     per_seed = [flops_ratios({method: runs[method][b][seed] for method, b in best.items()}, reference=args.reference)
                 for seed in train_seeds]
     itself = dict.fromkeys(next(iter(per_seed[0].values())), 1.0)
+    reference = runs[args.reference][best[args.reference]]
     summary = []
     for method, budget in best.items():
         seeds = runs[method][budget]
@@ -167,7 +168,10 @@ def main() -> None:
                         "worst task below on validation (points)": mean_interval(
                             [m["worst_val_drop"] for m in seeds.values()]).text(scale=1),
                         **ratio_columns(f"it/{args.reference}", {k: geometric_interval_text([r[k] for r in ratios])
-                                                                 for k in ratios[0]})})
+                                                                 for k in ratios[0]}),
+                        f"worst below minus {args.reference}'s, paired (points)": mean_interval(
+                            [seeds[s]["worst_val_drop"] - reference[s]["worst_val_drop"] for s in train_seeds]
+                        ).text(scale=1)})
     table(summary)
 
 

@@ -1123,6 +1123,7 @@ def test_budgets_compare_each_method_at_its_cheapest_budget_within_the_tolerance
     best = capsys.readouterr().out.split("[95% interval]:")[1]
     assert "| pam | 0.04 | 2.5 | +0.30 [-0.97, +1.57] | 1.000 [1.000, 1.000] |" in best
     assert "| nomerge | 0.2 | 7.5 | +0.70 [-1.84, +3.24] | 3.000 [3.000, 3.000] |" in best
+    assert best.count("[3.000, 3.000] | +0.40 [-3.41, +4.21] |") == 1  # 0.9 - 0.2 and 0.5 - 0.4, by seed
     outcome[("nomerge", "0.2")] = (6e6, 1.1)  # none within at every seed: the nearest on average, marked
     pam_budgets.main()
     assert "| nomerge | 0.2 (outside) | 7.5 |" in capsys.readouterr().out
