@@ -1164,6 +1164,63 @@ def test_a_method_gets_flags_of_its_own_and_a_refused_flag_is_one_line(monkeypat
     assert not (tmp_path / "run").exists()
 
 
+def test_reference_noise_measures_replicates_against_the_reference_and_judges_against_their_mean(
+        monkeypatch, capsys, tmp_path):
+    """bench/pam_reference_noise.py: the tolerance's floor is read off replicates of the very single networks
+    that judge the merges; a replicate on another split, or two runs of one seed, would not be one."""
+    monkeypatch.syspath_prepend(str(Path(__file__).parents[1] / "bench"))
+    import pam_reference_noise
+
+    def run(name, seed, val=(0.9, 0.8), test=(0.9, 0.8), singles=None, methods=None, **config):
+        config = {"data": {"name": "fashion-mnist-grid", "seed": 3, "data_dir": None}, "tasks": "0-4,5-9",
+                  "arch": "lenet5", "width": 1.0, "val_size": 5000,
+                  "single": {"epochs": 30, "seed": seed, "device": "auto"}, "prune": {"tolerance": 0.01},
+                  "split_seed": 3, "checkpoints": None, **config}
+        if config["split_seed"] is None:
+            del config["split_seed"]  # as written before --train-seed existed: the split followed the seed
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "config.json").write_text(json.dumps({"command": "merge", "config": config}))
+        single = singles or {"val_accuracy": dict(enumerate(val)), "test_accuracy": dict(enumerate(test))}
+        (tmp_path / name / "results.json").write_text(json.dumps({"single_task": single, "methods": methods or {}}))
+        return str(tmp_path / name)
+
+    def bench(*argv):
+        monkeypatch.setattr("sys.argv", ["pam_reference_noise.py", *argv])
+        pam_reference_noise.main()
+        return capsys.readouterr().out
+
+    reference = run("ref", 3, test=(0.91, 0.79), split_seed=None)
+    replicates = [run("train4", 4, (0.89, 0.785), (0.90, 0.785)),
+                  run("train5", 5, (0.905, 0.80), (0.915, 0.78), data={"name": "fashion-mnist-grid", "seed": 3,
+                                                                        "data_dir": "/elsewhere"})]
+    recorded = json.loads((tmp_path / "ref" / "results.json").read_text())["single_task"]
+    subsets = [{"tasks": [0], "flops": 1e6}, {"tasks": [1], "flops": 1e6}, {"tasks": [0, 1], "flops": 2e6}]
+    pam = {"subsets": subsets, "val_accuracy": {"0": 0.895, "1": 0.789}}
+    judged = run("pam", 3, singles=recorded, methods={"pam": pam}, checkpoints=["ref/singles/task0"])
+    out = bench("--reference", reference, "--replicates", ",".join(replicates), "--judge", judged)
+    assert "| 4 | 1 | 1.5 | 1.5 | 1 |" in out  # T1 the worst on validation, T0 on test
+    assert "| 5 | -0.5 | 0 | 0 | 1 |" in out  # read from another --data-dir: the same networks
+    assert "validation +0.75 [-8.78, +10.28], test +1.00 [+1.00, +1.00] points" in out
+    assert "(1 point(s)) on validation at 1 of 2." in out
+    assert "| T1 | 80 | 79.5 | 0.866 | 0.5 |" in out  # the reference lies half a point above its draws' mean
+    # 1.1 below the reference, outside the tolerance; 0.6 below the draws' mean, within it
+    assert "| pam | pam | 2 | 1.1 | 0.6 | True |" in out
+    refusals = {"held-out split": ["--replicates", run("split4", 6, split_seed=4)],
+                "single.epochs": ["--replicates", run("longer", 7, single={"epochs": 60, "seed": 7})],
+                "share a training seed": ["--replicates", f"{replicates[0]},{run('again4', 4)}"],
+                "another run \\(--checkpoints\\)": ["--replicates", run("merged", 8, checkpoints=["x"])],
+                "holds no merge run": ["--replicates", str(tmp_path / "missing")],
+                "other single networks": ["--replicates", replicates[0], "--judge", run(
+                    "stranger", 3, methods={"pam": pam}, checkpoints=["x"],
+                    singles={**recorded, "val_accuracy": {"0": 0.91, "1": 0.80}})],
+                "predates": ["--replicates", replicates[0], "--judge", run(
+                    "old", 3, singles=recorded, checkpoints=["x"], methods={"pam": {"subsets": subsets}})]}
+    for message, argv in refusals.items():
+        with pytest.raises(SystemExit, match=message):
+            bench("--reference", reference, *argv)
+    assert capsys.readouterr().out == ""  # refused before any table
+
+
 def test_a_benchmark_merge_run_reads_the_same_new_or_finished(monkeypatch, tmp_path):
     """A new run's results came back with integer task keys and a finished one's with string keys, so a
     new budget beside finished ones was refused as holding other single networks. A finished run is

@@ -140,17 +140,25 @@ class MergeConfig:
         return every
 
 
+# where a run found its data and what it ran on: the same networks come out on another machine
+LOCAL = {"data": ("data_dir", "download"), "single": ("device", "eval_batch_size")}
+
+
+def without_local(every: dict) -> dict:
+    """A merge config as ``MergeConfig.to_dict`` writes it, without ``LOCAL``'s settings."""
+    return {**every, **{part: {k: v for k, v in every[part].items() if k not in keys} for part, keys in LOCAL.items()}}
+
+
 def joint_settings(config: MergeConfig, method: str) -> dict:
     """The settings ``method``'s network after joint training depends on besides its single networks
     (which ``weights_digest`` pins): a run that prunes it (``joint``) must share them, so that its
     config.json says how the network it pruned was made, and may change any other."""
-    every = config.to_dict()
-    data = {k: v for k, v in every["data"].items() if k not in ("data_dir", "download")}
+    every = without_local(config.to_dict())
     # joint training replaces the singles' epochs and rate, except the shared trunk's, trained as a single
-    ignored = ("device", "eval_batch_size") + (() if method == "shared" else ("epochs", "lr", "schedule"))
+    ignored = () if method == "shared" else ("epochs", "lr", "schedule")
     single = {k: v for k, v in every["single"].items() if k not in ignored}
     common = ("tasks", "arch", "width", "val_size", "split_seed", "distill", "kd_alpha", "kd_temperature")
-    settings = {"data": data, "single": single, **{k: every[k] for k in common},
+    settings = {"data": every["data"], "single": single, **{k: every[k] for k in common},
                 **{k: every[k] for k in MERGE_SETTINGS[method]}}
     return json.loads(json.dumps(settings))  # as a checkpoint's JSON holds them
 
