@@ -30,8 +30,8 @@ from pathlib import Path
 
 from common import finished_results, header, subset_costs, table
 from prunefuse.active.stats import mean_interval
-from prunefuse.errors import UserError
-from prunefuse.io.rundir import RunDirectory, describe, differing_keys, stored_config
+from prunefuse.io.rundir import describe, differing_keys, stored_config
+from prunefuse.io.storage import read_json
 from prunefuse.merge.group_pruning import within
 from prunefuse.merge.pipeline import without_local
 
@@ -41,13 +41,15 @@ SETTINGS = ("data", "tasks", "arch", "width", "val_size", "single")
 
 def recorded(run: Path) -> dict:
     """``run``'s merge config as its config.json holds it; anything else is refused in one line."""
+    hint = "pass a finished 'prunefuse merge' run's folder"
     try:
-        saved = RunDirectory(run, "merge", {}, hint="pass a finished merge run's folder").saved()
-    except UserError as e:
-        raise SystemExit(str(e)) from None
-    if saved is None or saved["command"] != "merge" or stored_config(saved) is None:
-        raise SystemExit(f"{run} holds no merge run (no merge config.json); pass a finished 'prunefuse merge' "
-                         "run's folder")
+        saved = read_json(run / "config.json")
+    except FileNotFoundError:
+        raise SystemExit(f"{run} holds no merge run (no config.json); {hint}") from None
+    except (ValueError, OSError) as e:
+        raise SystemExit(f"{run / 'config.json'}: damaged ({e}); {hint}") from None
+    if not isinstance(saved, dict) or saved.get("command") != "merge" or stored_config(saved) is None:
+        raise SystemExit(f"{run} holds no merge run (its config.json is not a merge's); {hint}")
     return stored_config(saved)
 
 

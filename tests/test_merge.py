@@ -1210,11 +1210,13 @@ def test_reference_noise_measures_replicates_against_the_reference_and_judges_ag
                 "share a training seed": ["--replicates", f"{replicates[0]},{run('again4', 4)}"],
                 "another run \\(--checkpoints\\)": ["--replicates", run("merged", 8, checkpoints=["x"])],
                 "holds no merge run": ["--replicates", str(tmp_path / "missing")],
+                "damaged": ["--replicates", run("broken", 9)],
                 "other single networks": ["--replicates", replicates[0], "--judge", run(
                     "stranger", 3, methods={"pam": pam}, checkpoints=["x"],
                     singles={**recorded, "val_accuracy": {"0": 0.91, "1": 0.80}})],
                 "predates": ["--replicates", replicates[0], "--judge", run(
                     "old", 3, singles=recorded, checkpoints=["x"], methods={"pam": {"subsets": subsets}})]}
+    (tmp_path / "broken" / "config.json").write_text("{")
     for message, argv in refusals.items():
         with pytest.raises(SystemExit, match=message):
             bench("--reference", reference, *argv)
