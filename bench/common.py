@@ -20,6 +20,7 @@ from prunefuse.errors import UserError
 from prunefuse.io.rundir import RunDirectory
 from prunefuse.io.storage import read_json
 from prunefuse.merge import run_merge
+from prunefuse.merge.pipeline import MergeConfig
 from prunefuse.pruning import prune
 
 
@@ -55,16 +56,22 @@ def interleaved_rates(fns: dict, items: int, repeats: int = 5, warmup: int = 1) 
     return {name: items / statistics.median(t) for name, t in times.items()}
 
 
+def parsed_merge_config(flags: list[str], out: Path | None = None) -> MergeConfig:
+    """``prunefuse merge FLAGS``' config; bad flags are refused in one line, as the CLI gives them (named
+    by ``out`` where a bench has several runs)."""
+    args = build_parser().parse_args(["merge", "--out", str(out or "unused"), "--quiet", *flags])
+    try:
+        return merge_config(args)
+    except UserError as e:
+        raise SystemExit(f"{out}: {e}" if out else str(e)) from None
+
+
 def merge_results(out: Path, flags: list[str], as_recorded: bool = False) -> dict:
     """``prunefuse merge FLAGS --out OUT``'s results; a finished run is read back, not rerun, if it ran
     with the config these flags give (``as_recorded``: whatever it ran with, for a bench given no
     merge flags). A new run is read back too, so that both come as JSON has them (task keys as
     strings) and compare equal."""
-    args = build_parser().parse_args(["merge", "--out", str(out), "--quiet", *flags])
-    try:
-        config = merge_config(args)
-    except UserError as e:  # bad flags: one line, as the CLI gives it
-        raise SystemExit(f"{out}: {e}") from None
+    config = parsed_merge_config(flags, out)
     try:
         if not (out / "results.json").is_file():
             run_merge(config, out, quiet=True)

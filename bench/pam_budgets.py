@@ -28,12 +28,18 @@ import shlex
 import statistics
 from pathlib import Path
 
-from common import geometric_interval_text, header, largest_drop, merge_results, ratio_columns, subset_costs, table
+from common import (
+    geometric_interval_text,
+    header,
+    largest_drop,
+    merge_results,
+    parsed_merge_config,
+    ratio_columns,
+    subset_costs,
+    table,
+)
 from prunefuse.active.stats import mean_interval
-from prunefuse.cli import build_parser
 from prunefuse.cli.args import number_list
-from prunefuse.cli.merge import merge_config
-from prunefuse.errors import UserError
 from prunefuse.merge.pipeline import METHODS, flops_ratios
 
 
@@ -119,10 +125,7 @@ def main() -> None:
     budgets, own = parse_budgets(args.budgets), method_flags(args.flags)
     if args.reference not in budgets or len(budgets) < 2:
         raise SystemExit(f"give --budgets for --reference ({args.reference}) and for a method to compare it with")
-    try:
-        config = merge_config(build_parser().parse_args(["merge", "--out", "unused", *args.merge_flags]))
-    except UserError as e:
-        raise SystemExit(str(e)) from None
+    config = parsed_merge_config(args.merge_flags)
     split_seed = config.validation_seed
     if config.single.seed != split_seed:
         raise SystemExit("give training seeds as --train-seeds before --, not as --train-seed after it")

@@ -27,9 +27,7 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from common import finished_results, header, largest_drop, ratio_columns, subset_costs, table
-from prunefuse.cli import build_parser
-from prunefuse.cli.merge import merge_config
+from common import finished_results, header, largest_drop, parsed_merge_config, ratio_columns, subset_costs, table
 from prunefuse.io.rundir import seed_everything
 from prunefuse.io.storage import read_json
 from prunefuse.merge.grouped import SHARED, GroupedNet, Plan, group_name
@@ -80,7 +78,7 @@ def trained_drops(flags: list[str], nets: dict[str, GroupedNet], epochs: int,
     validation split, which must stay the one the single networks were trained without, keeps following
     ``--seed``: it measures how much of a drop is the luck of one training run."""
     own_seed = [] if train_seed is None else ["--train-seed", str(train_seed)]
-    config = merge_config(build_parser().parse_args(["merge", "--out", "unused", *flags, *own_seed]))
+    config = parsed_merge_config([*flags, *own_seed])
     if not config.checkpoints:
         raise SystemExit("--train-epochs needs the run's merge flags after --, --checkpoints and --seed included")
     run = MergeRun(config, "unused", quiet=True)

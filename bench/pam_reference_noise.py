@@ -33,7 +33,7 @@ from prunefuse.active.stats import mean_interval
 from prunefuse.io.rundir import describe, differing_keys, stored_config
 from prunefuse.io.storage import read_json
 from prunefuse.merge.group_pruning import within
-from prunefuse.merge.pipeline import without_local
+from prunefuse.merge.pipeline import recorded_split_seed, without_local
 
 # what a single network's accuracy depends on, beside its training seed
 SETTINGS = ("data", "tasks", "arch", "width", "val_size", "single")
@@ -62,8 +62,7 @@ def singles_setting(run: Path, config: dict) -> dict:
     every = without_local(config)
     setting = {k: every[k] for k in SETTINGS}
     setting["single"] = {k: v for k, v in setting["single"].items() if k != "seed"}
-    split = config.get("split_seed")  # absent before --train-seed existed: the split followed the seed
-    return {**setting, "split_seed": config["single"]["seed"] if split is None else split}
+    return {**setting, "split_seed": recorded_split_seed(config)}
 
 
 def below(reference: dict, accuracy: dict) -> dict[str, float]:

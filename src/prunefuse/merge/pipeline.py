@@ -140,6 +140,13 @@ class MergeConfig:
         return every
 
 
+def recorded_split_seed(every: dict) -> int:
+    """``validation_seed`` of a merge config as ``to_dict`` writes it (without ``split_seed`` before
+    ``--train-seed`` existed: the split followed the seed)."""
+    split = every.get("split_seed")
+    return every["single"]["seed"] if split is None else split
+
+
 # where a run found its data and what it ran on: the same networks come out on another machine
 LOCAL = {"data": ("data_dir", "download"), "single": ("device", "eval_batch_size")}
 
