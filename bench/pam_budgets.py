@@ -75,15 +75,11 @@ def method_flags(texts: list[str]) -> dict[str, list[str]]:
     return flags
 
 
-def budget_run(out: Path, flags: list[str], method: str, budget: str, epochs: int, as_recorded: bool) -> dict:
-    """The method's results at the budget; a run read back must be the one asked for, in budget and
-    epochs even when read as recorded."""
+def budget_run(out: Path, flags: list[str], method: str, budget: str, epochs: int) -> dict:
+    """The method's results at the budget; a run read back must have run with these flags (merge's
+    config check), so a 240-epoch run is never read as a 120-epoch one."""
     results = merge_results(out, [*flags, "--methods", method, "--prune-budget", budget,
-                                  "--retrain-epochs", str(epochs)], as_recorded)
-    if results.get("pruning") != {"budget": float(budget), "retrain_epochs": epochs} or method not in results[
-            "methods"]:
-        raise SystemExit(f"{out} holds a run of other settings than {method} at --prune-budget {budget} "
-                         f"--retrain-epochs {epochs}; give another --out or remove it")
+                                  "--retrain-epochs", str(epochs)])
     if "worst_val_drop" not in results["methods"][method]:
         raise SystemExit(f"{out} was made before results.json kept validation accuracy; remove it to rerun it")
     return results
@@ -125,13 +121,15 @@ def main() -> None:
     budgets, own = parse_budgets(args.budgets), method_flags(args.flags)
     if args.reference not in budgets or len(budgets) < 2:
         raise SystemExit(f"give --budgets for --reference ({args.reference}) and for a method to compare it with")
+    if not args.merge_flags:  # the runs' names follow --seed, and a run read back is checked against them
+        raise SystemExit("give prunefuse merge's flags after --, as the runs were made with (at least --seed)")
     config = parsed_merge_config(args.merge_flags)
     split_seed = config.validation_seed
     if config.single.seed != split_seed:
         raise SystemExit("give training seeds as --train-seeds before --, not as --train-seed after it")
     train_seeds = sorted(set(args.train_seeds or [split_seed]))
     header(f"Methods pruned to budgets and retrained {args.retrain_epochs} epochs, merge flags: "
-           f"{' '.join(args.merge_flags) or '(as recorded)'}"
+           f"{' '.join(args.merge_flags)}"
            + "".join(f"; {method} also {' '.join(flags)}" for method, flags in own.items()))
     runs: dict[str, dict[str, dict[int, dict]]] = {}
     singles = None
@@ -142,7 +140,7 @@ def main() -> None:
                 out = args.out / run_name(method, budget, seed, split_seed)
                 replicate = [] if seed == split_seed else ["--train-seed", str(seed)]
                 results = budget_run(out, [*args.merge_flags, *own.get(method, []), *replicate], method, budget,
-                                     args.retrain_epochs, as_recorded=not args.merge_flags)
+                                     args.retrain_epochs)
                 if singles not in (None, results["single_task"]):
                     raise SystemExit(f"{out} holds other single networks than the runs before it; pass "
                                      "--checkpoints so every run merges the same ones")
