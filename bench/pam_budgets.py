@@ -19,7 +19,9 @@ and every run must hold the same single networks. Pass ``--checkpoints`` so that
 from one training seed to the next, as much as a budget a quarter larger moves it. The first table has
 every run; the second each method at its cheapest budget within the tolerance at every training seed
 (or, with none, at the budget whose worst task falls least short on average, marked), its mean
-shortfall, and every method's FLOPs and shortfall against ``--reference``'s, paired by training seed."""
+shortfall, and every method's FLOPs and shortfall against ``--reference``'s, paired by training seed.
+A method may run in two arms that differ in their flags: ``--budgets pam.costall=0.008 --flags
+"pam.costall=--allocation cost-all"`` is pam again, in ``OUT/pam.costall-0.008``, and a row of its own."""
 
 from __future__ import annotations
 
@@ -43,12 +45,19 @@ from prunefuse.cli.args import number_list
 from prunefuse.merge.pipeline import METHODS, flops_ratios
 
 
+def method_of(arm: str) -> str:
+    """The merge method an arm runs: ``pam.costall`` runs pam."""
+    return arm.partition(".")[0]
+
+
 def split_method(option: str, text: str, form: str) -> tuple[str, str]:
-    """``METHOD=REST`` of a per-method option, the method checked."""
-    method, sep, rest = text.partition("=")
-    if not sep or method.strip() not in METHODS:
-        raise SystemExit(f"{option} {text}: give {form} with METHOD one of {', '.join(METHODS)}")
-    return method.strip(), rest
+    """``ARM=REST`` of a per-arm option, the arm's method checked."""
+    arm, sep, rest = text.partition("=")
+    arm = arm.strip()
+    if not sep or method_of(arm) not in METHODS:
+        raise SystemExit(f"{option} {text}: give {form} with METHOD one of {', '.join(METHODS)}, or METHOD.LABEL "
+                         "for a second arm of one method")
+    return arm, rest
 
 
 def parse_budgets(texts: list[str]) -> dict[str, list[str]]:
@@ -75,12 +84,12 @@ def method_flags(texts: list[str]) -> dict[str, list[str]]:
     return flags
 
 
-def budget_run(out: Path, flags: list[str], method: str, budget: str, epochs: int) -> dict:
-    """The method's results at the budget; a run read back must have run with these flags (merge's
+def budget_run(out: Path, flags: list[str], arm: str, budget: str, epochs: int) -> dict:
+    """The arm's results at the budget; a run read back must have run with these flags (merge's
     config check), so a 240-epoch run is never read as a 120-epoch one."""
-    results = merge_results(out, [*flags, "--methods", method, "--prune-budget", budget,
+    results = merge_results(out, [*flags, "--methods", method_of(arm), "--prune-budget", budget,
                                   "--retrain-epochs", str(epochs)])
-    if "worst_val_drop" not in results["methods"][method]:
+    if "worst_val_drop" not in results["methods"][method_of(arm)]:
         raise SystemExit(f"{out} was made before results.json kept validation accuracy; remove it to rerun it")
     return results
 
@@ -108,7 +117,8 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--out", type=Path, required=True)
     p.add_argument("--budgets", action="append", required=True, metavar="METHOD=B1,B2",
-                   help="budgets (fractions of the method's FLOPs) for one method; repeat per method")
+                   help="budgets (fractions of the method's FLOPs) for one method, or METHOD.LABEL for another arm of "
+                   "it; repeat per method")
     p.add_argument("--flags", action="append", default=[], metavar="METHOD=FLAGS",
                    help="merge flags for one method's runs only, e.g. \"pam=--exclusive-quota 1\"; repeatable")
     p.add_argument("--retrain-epochs", type=int, required=True)
@@ -145,7 +155,7 @@ def main() -> None:
                     raise SystemExit(f"{out} holds other single networks than the runs before it; pass "
                                      "--checkpoints so every run merges the same ones")
                 singles = results["single_task"]
-                m = runs.setdefault(method, {}).setdefault(budget, {})[seed] = results["methods"][method]
+                m = runs.setdefault(method, {}).setdefault(budget, {})[seed] = results["methods"][method_of(method)]
                 rows.append({"method": method, "budget": budget, "train seed": seed, **subset_costs(m),
                              "worst task below on validation (points)": m["worst_val_drop"],
                              "worst task below on test (points)": largest_drop(results, m),

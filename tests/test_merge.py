@@ -415,7 +415,7 @@ def test_a_suspect_that_stays_within_alone_is_kept_and_not_frozen(fashion_subset
     assert pruned.widths[1:] == net.widths[1:]
 
 
-@pytest.mark.parametrize("allocation", ["uniform", "cost"])
+@pytest.mark.parametrize("allocation", ["uniform", "cost", "cost-all"])
 def test_pruning_to_a_budget_goes_past_the_tolerance_and_lands_near_the_budget(fashion_subset, allocation):
     from prunefuse.data.batching import Normalizer
     from prunefuse.merge import prune_network
@@ -535,36 +535,33 @@ def test_with_empty_groups_a_tasks_group_is_pruned_away_whole_and_its_task_reads
         costly.remove(0, "shared", [0])
 
 
-def test_the_subset_mean_cost_is_the_average_over_every_subset_and_a_neuron_costs_what_removing_it_saves():
-    from prunefuse.merge.group_pruning import mean_subset_macs, neuron_costs
+def test_the_priced_cost_is_the_subset_mean_or_all_tasks_and_a_neuron_costs_what_removing_it_saves():
+    from prunefuse.merge.group_pruning import neuron_costs, priced_macs
 
     net = grouped_lenet()
     per_subset = [net.analytic_macs(s) for s in all_subsets(3)]
-    assert mean_subset_macs(net) == pytest.approx(sum(per_subset) / len(per_subset))
-    costs = neuron_costs(net)
-    assert costs[(0, "shared")] > costs[(0, "t0")] > 0  # a shared neuron runs, and feeds, in every subset
-    for key in [(0, "shared"), (1, "t2"), (2, "t0"), (3, "shared")]:
-        pruned = grouped_lenet()
-        before = mean_subset_macs(pruned)
-        pruned.remove(*key, [0])
-        assert before - mean_subset_macs(pruned) == pytest.approx(costs[key])
-
-
-def test_layer_normalized_scores_have_unit_norm_per_layer():
-    from prunefuse.merge.group_pruning import per_layer_normalized
-
-    scores = per_layer_normalized({(0, "shared"): torch.tensor([3.0, 0.0]), (0, "t0"): torch.tensor([4.0]),
-                                   (1, "shared"): torch.tensor([0.5, 0.5, 0.5, 0.5])})
-    assert scores[(0, "shared")].tolist() == pytest.approx([0.6, 0.0])
-    assert scores[(0, "t0")].item() == pytest.approx(0.8)
-    assert scores[(1, "shared")].tolist() == pytest.approx([0.5] * 4)
+    assert priced_macs(net) == pytest.approx(sum(per_subset) / len(per_subset))
+    assert priced_macs(net, every_subset=False) == net.analytic_macs([0, 1, 2])
+    for every_subset in (True, False):
+        costs = neuron_costs(net, every_subset)
+        assert costs[(0, "shared")] > costs[(0, "t0")] > 0  # a shared neuron feeds every task's groups
+        for key in [(0, "shared"), (1, "t2"), (2, "t0"), (3, "shared")]:
+            pruned = grouped_lenet()
+            before = priced_macs(pruned, every_subset=every_subset)
+            pruned.remove(*key, [0])
+            assert before - priced_macs(pruned, every_subset=every_subset) == pytest.approx(costs[key])
+    # a task's neuron runs in 4 of the 7 subsets of three tasks, so with all tasks it costs 7/4 as much;
+    # a shared neuron that feeds task groups costs less than that more
+    subset_mean, all_tasks = neuron_costs(net), neuron_costs(net, every_subset=False)
+    assert all_tasks[(3, "t1")] == pytest.approx(7 / 4 * subset_mean[(3, "t1")])
+    assert subset_mean[(3, "shared")] < all_tasks[(3, "shared")] < 7 / 4 * subset_mean[(3, "shared")]
 
 
 def test_cost_allocation_removes_least_score_per_mac_until_the_budget_and_keeps_each_groups_best():
-    from prunefuse.merge.group_pruning import mean_subset_macs, neuron_costs, prune_least_per_mac
+    from prunefuse.merge.group_pruning import neuron_costs, priced_macs, prune_least_per_mac
 
     net = grouped_lenet()
-    costs, base = neuron_costs(net), mean_subset_macs(net)
+    costs, base = neuron_costs(net), priced_macs(net)
     # equal scores everywhere: the dearest neurons per MAC go first, i.e. conv1's shared channels
     scores = {(layer, g): torch.ones(w) for layer, widths in enumerate(net.widths) for g, w in widths.items() if w}
     removals = prune_least_per_mac(net, scores, 0.2)
@@ -587,6 +584,18 @@ def test_cost_allocation_removes_least_score_per_mac_until_the_budget_and_keeps_
     assert all(w == min(1, original) for widths, before in zip(net.widths, grouped_lenet().widths, strict=True)
                for w, original in zip(widths.values(), before.values(), strict=True))
     assert torch.equal(net.units[0]["t0"][0].weight[0], kept)
+
+
+@pytest.mark.parametrize("allocation, first", [("cost", (1, "shared")), ("cost-all", (1, "t0"))])
+def test_cost_all_prices_a_tasks_neuron_with_every_task_running_so_it_goes_before_a_cheaper_shared_one(allocation,
+                                                                                                      first):
+    from prunefuse.merge.group_pruning import allocate
+
+    # conv2: a shared channel saves 15295 subset-mean MACs, a t0 channel 14112; with all tasks 15484 and 24696
+    net = grouped_lenet()
+    scores = {(1, "shared"): torch.ones(5), (1, "t0"): torch.ones(3)}
+    removals = allocate(net, scores, 0.01, {}, PruneConfig(allocation=allocation))
+    assert {key: count for key, (count, _) in removals.items()} == {first: 1}
 
 
 def test_merged_checkpoint_round_trip(tmp_path):
@@ -1137,6 +1146,40 @@ def test_budgets_compare_each_method_at_its_cheapest_budget_within_the_tolerance
                                      "--budgets", "pam=0.03", "--budgets", "nomerge=0.1", "--", "--train-seed", "4"])
     with pytest.raises(SystemExit, match="as --train-seeds before --"):
         pam_budgets.main()  # it would give every run, named as --seed's own, another training seed
+
+
+def test_a_second_arm_of_a_method_runs_it_with_its_own_flags_in_a_folder_and_row_of_its_own(monkeypatch, capsys,
+                                                                                             tmp_path):
+    monkeypatch.syspath_prepend(str(Path(__file__).parents[1] / "bench"))
+    import pam_budgets
+    asked = []
+
+    def run(out, flags, as_recorded=False):
+        method = flags[flags.index("--methods") + 1]
+        allocation = flags[len(flags) - 1 - flags[::-1].index("--allocation") + 1]  # the last one given wins
+        asked.append((out.name, method, allocation))
+        flops = {("pam", "cost-all"): 1e6, ("pam", "cost"): 2e6, ("nomerge", "cost"): 3e6}[method, allocation]
+        subsets = [{"tasks": [0], "flops": flops / 2}, {"tasks": [1], "flops": flops / 2}, {"tasks": [0, 1],
+                                                                                           "flops": flops}]
+        return {"single_task": {"test_accuracy": {"0": 0.9, "1": 0.9}},
+                "methods": {method: {"subsets": subsets, "test_accuracy": {"0": 0.9, "1": 0.9},
+                                     "worst_val_drop": 0.5, "within_tolerance": True}}}
+
+    monkeypatch.setattr(pam_budgets, "merge_results", run)
+    monkeypatch.setattr("sys.argv", ["pam_budgets.py", "--out", str(tmp_path), "--retrain-epochs", "240",
+                                     "--budgets", "pam=0.03", "--budgets", "pam.costall=0.03", "--budgets",
+                                     "nomerge=0.1", "--flags", "pam.costall=--allocation cost-all", "--",
+                                     "--seed", "3", "--allocation", "cost"])
+    pam_budgets.main()
+    assert asked == [("pam-0.03", "pam", "cost"), ("pam.costall-0.03", "pam", "cost-all"),
+                     ("nomerge-0.1", "nomerge", "cost")]
+    best = capsys.readouterr().out.split("[95% interval]:")[1]
+    assert "| pam.costall | 0.03 | 1 | +0.50 | 0.500 | 0.500 | 0.500 | 0.500 |" in best
+    assert "| nomerge | 0.1 | 3 | +0.50 | 1.500 | 1.500 | 1.500 | 1.500 |" in best
+    monkeypatch.setattr("sys.argv", ["pam_budgets.py", "--out", str(tmp_path), "--retrain-epochs", "240",
+                                     "--budgets", "pam=0.03", "--budgets", "pams.costall=0.03", "--", "--seed", "3"])
+    with pytest.raises(SystemExit, match=r"METHOD\.LABEL"):
+        pam_budgets.main()
 
 
 def test_budgets_are_checked_before_any_run_and_written_one_way(monkeypatch):

@@ -102,10 +102,11 @@ def merge_arguments(p: argparse.ArgumentParser) -> None:
                    help="taylor/magnitude: a task's group may be pruned away whole, where the shared group keeps "
                    "one neuron per layer (default: every group keeps its best neuron)")
     g.add_argument("--allocation", default=dp.allocation,
-                   help="how a step picks neurons: uniform (the same share of every group; default) or cost (the "
-                   "least important per MAC across groups, MACs averaged over the task subsets)")
+                   help="how a step picks neurons: uniform (the same share of every group; default), cost (the "
+                   "least important per MAC across groups, MACs averaged over the task subsets) or cost-all "
+                   "(the same, MACs with all tasks running)")
     g.add_argument("--step-fraction", type=FRACTION, default=dp.step_fraction,
-                   help="share of each group (uniform) or of the subset-mean MACs (cost) pruned per step")
+                   help="share of each group (uniform) or of the priced MACs (cost, cost-all) pruned per step")
     g.add_argument("--tolerance", type=number(0, 1, closed="left"), default=dp.tolerance,
                    help="allowed accuracy drop per task (0.01 = 1 point)")
     g.add_argument("--min-step-fraction", type=FRACTION, default=dp.min_step_fraction,

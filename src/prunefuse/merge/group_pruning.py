@@ -1,10 +1,11 @@
 """The one pruner every merging method is judged with: iteratively remove the least important
 neurons, fine-tune, and keep the step only if every task stays within a tolerance of its single-task
 network (or, with a budget, keep every step until the FLOPs reach it, retrain, and only then check).
-Two ways to pick a step's neurons: ``uniform`` takes the same fraction of every group, and
+Three ways to pick a step's neurons: ``uniform`` takes the same fraction of every group, and
 ``cost`` takes, across all groups, the neurons of least importance per multiply-accumulate they cost
 averaged over every subset of tasks (a shared neuron runs in every subset, a task's neuron in about
-half), until they cost that fraction of the network's subset-mean MACs. A step that breaks
+half), until they cost that fraction of the network's subset-mean MACs; ``cost-all`` prices them with
+all tasks running instead, so a task's neuron is as dear as a shared one. A step that breaks
 the tolerance is undone and the fraction halved; the group whose removal saved the most FLOPs in it
 is then tried alone, one neuron, and stops being pruned only if that fails too. A narrow conv group
 loses one whole channel at a time, and unless it is stopped the same channel breaks every retry
@@ -39,7 +40,7 @@ from .tasks import MultiTaskObjective
 from .vib import vib_prune
 
 IMPORTANCES = ("taylor", "magnitude", "vib")
-ALLOCATIONS = ("uniform", "cost")
+ALLOCATIONS = ("uniform", "cost", "cost-all")
 
 
 @dataclass
@@ -194,23 +195,24 @@ def prune_step(net: GroupedNet, scores: dict[tuple[int, str], torch.Tensor], fra
     return remove_measured(net, picks)
 
 
-def mean_subset_macs(net: GroupedNet, widths: list[dict[str, int]] | None = None) -> float:
-    """MACs averaged over every non-empty subset of tasks: the shared groups run in all of them, a
-    task's group in 2^(n-1) of the 2^n - 1."""
+def priced_macs(net: GroupedNet, widths: list[dict[str, int]] | None = None, every_subset: bool = True) -> float:
+    """MACs as the cost allocation prices them: averaged over every non-empty subset of tasks (the
+    shared groups run in all of them, a task's group in 2^(n-1) of the 2^n - 1), or, without
+    ``every_subset``, with all tasks running, where a task's neuron costs as much as a shared one."""
     per_group = net.group_macs(widths)
-    share = 2 ** (net.num_tasks - 1) / (2 ** net.num_tasks - 1)
+    share = 2 ** (net.num_tasks - 1) / (2 ** net.num_tasks - 1) if every_subset else 1.0
     return per_group[SHARED] + share * sum(v for g, v in per_group.items() if g != SHARED)
 
 
-def neuron_costs(net: GroupedNet) -> dict[tuple[int, str], float]:
-    """What one neuron of each group costs in subset-mean MACs: its own inputs and the columns it feeds."""
-    base, costs = mean_subset_macs(net), {}
+def neuron_costs(net: GroupedNet, every_subset: bool = True) -> dict[tuple[int, str], float]:
+    """What one neuron of each group costs in ``priced_macs``: its own inputs and the columns it feeds."""
+    base, costs = priced_macs(net, every_subset=every_subset), {}
     for layer, widths in enumerate(net.widths):
         for group, width in widths.items():
             if width:
                 fewer = [dict(w) for w in net.widths]
                 fewer[layer][group] -= 1
-                costs[(layer, group)] = base - mean_subset_macs(net, fewer)
+                costs[(layer, group)] = base - priced_macs(net, fewer, every_subset)
     return costs
 
 
@@ -223,17 +225,18 @@ def per_layer_normalized(scores: dict[tuple[int, str], torch.Tensor]) -> dict[tu
 
 
 def prune_least_per_mac(net: GroupedNet, scores: dict[tuple[int, str], torch.Tensor],
-                        fraction: float, empty_groups: bool = False) -> dict[tuple[int, str], tuple[int, int]]:
-    """Remove the neurons of least score per subset-mean MAC, across ``scores``' groups, in that order
-    until they cost ``fraction`` of the network's subset-mean MACs, keeping each group's best (with
+                        fraction: float, empty_groups: bool = False,
+                        every_subset: bool = True) -> dict[tuple[int, str], tuple[int, int]]:
+    """Remove the neurons of least score per MAC (``priced_macs``), across ``scores``' groups, in that
+    order until they cost ``fraction`` of the network's priced MACs, keeping each group's best (with
     ``empty_groups``, each shared group's). The last one may overshoot the budget (a conv channel can
     be most of it): skipping what does not fit pruned less (BENCHMARKS.md, issue 9). Each neuron is
     priced alone, so two that feed each other save a little less than their sum."""
-    costs = neuron_costs(net)
+    costs = neuron_costs(net, every_subset)
     candidates = sorted((float(score[i]) / costs[key], key, int(i))
                         for key, score in scores.items()
                         for i in torch.argsort(score, descending=True)[fewest_kept(key[1], empty_groups):])
-    budget, spent = fraction * mean_subset_macs(net), 0.0
+    budget, spent = fraction * priced_macs(net, every_subset=every_subset), 0.0
     picks: dict[tuple[int, str], list[int]] = {}
     for _, key, index in candidates:
         if spent >= budget:
@@ -254,8 +257,9 @@ def step_record(step: int, fraction: float, removed: int, rounds: int, net: Grou
 def allocate(net: GroupedNet, scores: dict[tuple[int, str], torch.Tensor], fraction: float, owed: Owed,
              config: PruneConfig, frozen: frozenset | set = frozenset()) -> dict[tuple[int, str], tuple[int, int]]:
     """One step's removals by ``config.allocation``, ``frozen`` groups spared."""
-    if config.allocation == "cost":
-        return prune_least_per_mac(net, unfrozen(per_layer_normalized(scores), frozen), fraction, config.empty_groups)
+    if config.allocation != "uniform":
+        return prune_least_per_mac(net, unfrozen(per_layer_normalized(scores), frozen), fraction, config.empty_groups,
+                                   every_subset=config.allocation == "cost")
     return prune_step(net, unfrozen(scores, frozen), fraction, owed, config.empty_groups)
 
 
