@@ -87,9 +87,10 @@ def method_flags(texts: list[str]) -> dict[str, list[str]]:
 def budget_run(out: Path, flags: list[str], arm: str, budget: str, epochs: int) -> dict:
     """The arm's results at the budget; a run read back must have run with these flags (merge's
     config check), so a 240-epoch run is never read as a 120-epoch one."""
-    results = merge_results(out, [*flags, "--methods", method_of(arm), "--prune-budget", budget,
+    method = method_of(arm)
+    results = merge_results(out, [*flags, "--methods", method, "--prune-budget", budget,
                                   "--retrain-epochs", str(epochs)])
-    if "worst_val_drop" not in results["methods"][method_of(arm)]:
+    if "worst_val_drop" not in results["methods"][method]:
         raise SystemExit(f"{out} was made before results.json kept validation accuracy; remove it to rerun it")
     return results
 
@@ -144,19 +145,19 @@ def main() -> None:
     runs: dict[str, dict[str, dict[int, dict]]] = {}
     singles = None
     rows = []
-    for method, values in budgets.items():
+    for arm, values in budgets.items():
         for budget in values:
             for seed in train_seeds:
-                out = args.out / run_name(method, budget, seed, split_seed)
+                out = args.out / run_name(arm, budget, seed, split_seed)
                 replicate = [] if seed == split_seed else ["--train-seed", str(seed)]
-                results = budget_run(out, [*args.merge_flags, *own.get(method, []), *replicate], method, budget,
+                results = budget_run(out, [*args.merge_flags, *own.get(arm, []), *replicate], arm, budget,
                                      args.retrain_epochs)
                 if singles not in (None, results["single_task"]):
                     raise SystemExit(f"{out} holds other single networks than the runs before it; pass "
                                      "--checkpoints so every run merges the same ones")
                 singles = results["single_task"]
-                m = runs.setdefault(method, {}).setdefault(budget, {})[seed] = results["methods"][method_of(method)]
-                rows.append({"method": method, "budget": budget, "train seed": seed, **subset_costs(m),
+                m = runs.setdefault(arm, {}).setdefault(budget, {})[seed] = results["methods"][method_of(arm)]
+                rows.append({"method": arm, "budget": budget, "train seed": seed, **subset_costs(m),
                              "worst task below on validation (points)": m["worst_val_drop"],
                              "worst task below on test (points)": largest_drop(results, m),
                              "within tolerance": m["within_tolerance"]})

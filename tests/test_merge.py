@@ -557,6 +557,16 @@ def test_the_priced_cost_is_the_subset_mean_or_all_tasks_and_a_neuron_costs_what
     assert subset_mean[(3, "shared")] < all_tasks[(3, "shared")] < 7 / 4 * subset_mean[(3, "shared")]
 
 
+def test_layer_normalized_scores_have_unit_norm_per_layer():
+    from prunefuse.merge.group_pruning import per_layer_normalized
+
+    scores = per_layer_normalized({(0, "shared"): torch.tensor([3.0, 0.0]), (0, "t0"): torch.tensor([4.0]),
+                                   (1, "shared"): torch.tensor([0.5, 0.5, 0.5, 0.5])})
+    assert scores[(0, "shared")].tolist() == pytest.approx([0.6, 0.0])
+    assert scores[(0, "t0")].item() == pytest.approx(0.8)
+    assert scores[(1, "shared")].tolist() == pytest.approx([0.5] * 4)
+
+
 def test_cost_allocation_removes_least_score_per_mac_until_the_budget_and_keeps_each_groups_best():
     from prunefuse.merge.group_pruning import neuron_costs, priced_macs, prune_least_per_mac
 
