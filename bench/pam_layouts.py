@@ -11,10 +11,10 @@ reaches it.
 The plan and head sizes come from a saved merged network of the same tasks (``--model``; by default
 the first one under the run's folder). Pricing needs no data. ``--train-epochs N`` also trains each
 layout from scratch on all tasks, as the shared trunk is trained, and reports how far each task (on
-validation) and the worst task (on validation and test) fall below their single networks; it takes
-the run's merge flags after ``--``, ``--checkpoints`` (the run's single networks) and ``--seed`` (its
-validation split) included; ``--train-seed`` trains with another seed on the same split, to tell a
-layout's shortfall from the luck of one training run:
+validation) and the worst task (on validation and test) fall below their single networks, and the
+last epoch's training loss; it takes the run's merge flags after ``--``, ``--checkpoints`` (the run's
+single networks) and ``--seed`` (its validation split) included; ``--train-seed`` trains with another
+seed on the same split, to tell a layout's shortfall from the luck of one training run:
 
     python bench/pam_layouts.py --run runs/pam5e48-seeds/seed1 --model runs/pam5e48-seed1/pam/model.json \
         --layout 4+0,4+1,20+4,12+3 --train-epochs 60 -- --dataset fashion-mnist-grid \
@@ -35,6 +35,7 @@ from prunefuse.merge.pipeline import MergeRun, flops_ratios
 
 VAL_DROP, TEST_DROP = "val: worst task below its single (points)", "test: worst task below its single (points)"
 PER_TASK = "val: each task below its single (points)"
+TRAIN_LOSS = "train loss, last epoch"
 
 
 def parse_layout(text: str, layers: int, tasks: int) -> list[dict[str, int]]:
@@ -58,12 +59,14 @@ def layout_method(net: GroupedNet, subsets: list[list[int]]) -> dict:
     return {"subsets": [{"tasks": tasks, "flops": 2 * net.analytic_macs(tasks)} for tasks in subsets]}
 
 
-def progress(name: str, epochs: int) -> Callable[[dict], None]:
+def progress(name: str, epochs: int, last: dict) -> Callable[[dict], None]:
     """A line on stderr about every tenth of the epochs, and after the last: training a layout takes an
-    hour and more on one CPU thread, and a log that stays empty that long cannot be told from a hung run."""
+    hour and more on one CPU thread, and a log that stays empty that long cannot be told from a hung run.
+    ``last`` keeps the latest epoch's record."""
     every = max(1, epochs // 10)
 
     def report(record: dict) -> None:
+        last.update(record)
         if record["epoch"] % every == 0 or record["epoch"] == epochs:
             print(f"{name}: epoch {record['epoch']}/{epochs}, train loss {record['train_loss']:.4f}, train accuracy "
                   f"{record['train_accuracy']:.4f}, {record['seconds']:.1f} s an epoch", file=sys.stderr, flush=True)
@@ -73,7 +76,9 @@ def progress(name: str, epochs: int) -> Callable[[dict], None]:
 def trained_drops(flags: list[str], nets: dict[str, GroupedNet], epochs: int,
                   train_seed: int | None = None) -> dict[str, dict]:
     """Train each network from scratch on all tasks (the shared trunk's schedule: the single networks'
-    learning rate and schedule) and give its worst task's accuracy below its single network, in points.
+    learning rate and schedule) and give its worst task's accuracy below its single network, in points,
+    and its last epoch's training loss: layouts of equal FLOPs that land within a point of each other on
+    validation can differ plainly in how well they fit.
     ``train_seed`` (merge's ``--train-seed``) draws another initialisation and batch order while the
     validation split, which must stay the one the single networks were trained without, keeps following
     ``--seed``: it measures how much of a drop is the luck of one training run."""
@@ -91,10 +96,13 @@ def trained_drops(flags: list[str], nets: dict[str, GroupedNet], epochs: int,
     for name, net in nets.items():
         seed_everything(config.single.seed)
         net = GroupedNet(net.plan, net.widths, net.head_sizes)
-        run.joint_finetune(net, epochs, config.single.lr, config.single.schedule, on_epoch=progress(name, epochs))
+        last: dict = {}
+        run.joint_finetune(net, epochs, config.single.lr, config.single.schedule,
+                           on_epoch=progress(name, epochs, last))
         mine = {key: run.accuracy(net, every, data) for key, data in splits.items()}
         drops[name] = {key: 100 * max(single[key][t] - mine[key][t] for t in every) for key in splits}
         drops[name][PER_TASK] = per_task_drops(single[VAL_DROP], mine[VAL_DROP])
+        drops[name][TRAIN_LOSS] = round(last["train_loss"], 4)
     return drops
 
 
@@ -107,10 +115,11 @@ def run_drops(results: dict, method: dict) -> dict:
     """A run's method as ``trained_drops`` reports a layout; runs made before results.json kept validation
     accuracy give test only."""
     if "val_accuracy" not in method:
-        return {VAL_DROP: "(not kept)", TEST_DROP: largest_drop(results, method), PER_TASK: "(not kept)"}
+        return {VAL_DROP: "(not kept)", TEST_DROP: largest_drop(results, method), PER_TASK: "(not kept)",
+                TRAIN_LOSS: "(not kept)"}
     single = results["single_task"]["val_accuracy"]
     return {VAL_DROP: method["worst_val_drop"], TEST_DROP: largest_drop(results, method),
-            PER_TASK: per_task_drops(single, method["val_accuracy"])}
+            PER_TASK: per_task_drops(single, method["val_accuracy"]), TRAIN_LOSS: "(not kept)"}
 
 
 def main() -> None:
