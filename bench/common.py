@@ -20,7 +20,7 @@ from prunefuse.errors import UserError
 from prunefuse.io.rundir import RunDirectory
 from prunefuse.io.storage import read_json
 from prunefuse.merge import run_merge
-from prunefuse.merge.pipeline import MergeConfig
+from prunefuse.merge.pipeline import MergeConfig, saved_in_todays_schema
 from prunefuse.pruning import prune
 
 
@@ -76,7 +76,8 @@ def merge_results(out: Path, flags: list[str], as_recorded: bool = False) -> dic
         if not (out / "results.json").is_file():
             run_merge(config, out, quiet=True)
         elif not as_recorded:
-            RunDirectory(out, "merge", config.to_dict(), hint="give another --out or remove it").check(False)
+            RunDirectory(out, "merge", config.to_dict(), upgrade=saved_in_todays_schema,
+                         hint="give another --out or remove it").check(False)
     except UserError as e:  # names the folder itself
         raise SystemExit(str(e)) from None
     return read_json(out / "results.json")

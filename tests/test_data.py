@@ -8,7 +8,7 @@ from PIL import Image
 
 from conftest import FASHION_DIR, write_idx
 from prunefuse import data
-from prunefuse.data.batching import Normalizer, TensorBatches, random_crop, random_flip
+from prunefuse.data.batching import Normalizer, TensorBatches, random_crop, random_flip, shuffle_tiles
 from prunefuse.data.idx import IMAGE_MAGIC
 from prunefuse.errors import UserError
 
@@ -213,6 +213,35 @@ def test_random_flip_flips_only_chosen_samples():
     for a, b in zip(x, out):
         assert torch.equal(b, a) or torch.equal(b, a.flip(2))
     assert any(not torch.equal(a, b) for a, b in zip(x, out))
+
+
+def test_shuffle_tiles_reorders_each_images_tiles_and_keeps_every_tile_whole():
+    """A grid image's labels say which items are present: a tile cut or lost would change them."""
+    tile = torch.arange(8 * 4, dtype=torch.uint8).view(8, 4, 1, 1, 1).expand(8, 4, 1, 3, 3)  # image i, tile k
+    x = torch.cat([torch.cat([tile[:, 0], tile[:, 1]], 3), torch.cat([tile[:, 2], tile[:, 3]], 3)], 2)
+    out = shuffle_tiles(x, 2, torch.Generator().manual_seed(0))
+    corners = out[:, 0, ::3, ::3].reshape(8, 4)  # one pixel of each tile, in grid order
+    for i in range(8):
+        assert sorted(corners[i].tolist()) == list(range(4 * i, 4 * i + 4))  # the image's own four tiles
+        for r in range(2):
+            for c in range(2):
+                assert (out[i, 0, 3 * r:3 * r + 3, 3 * c:3 * c + 3] == corners[i, 2 * r + c]).all()  # whole
+    assert not torch.equal(out, x)
+    labels = torch.arange(8)
+    shuffled = TensorBatches(x, labels, Normalizer([0.0], [1 / 255]), 8, shuffle=True, tiles=2,
+                             generator=torch.Generator().manual_seed(1))
+    (images, y), = shuffled
+    assert not torch.equal(images.round().to(torch.uint8), x[y])  # reordered, each beside its own label
+    assert all(sorted(images[j, 0, ::3, ::3].flatten().round().int().tolist()) == list(range(4 * y[j], 4 * y[j] + 4))
+               for j in range(8))
+    (images, _), = TensorBatches(x, labels, Normalizer([0.0], [1 / 255]), 8, tiles=2)  # evaluation: as stored
+    assert torch.equal(images.round().to(torch.uint8), x)
+
+
+def test_only_a_grid_dataset_has_tiles_to_shuffle():
+    assert data.registry.grid_side("fashion-mnist-grid") == 2
+    with pytest.raises(UserError, match=r"--shuffle-tiles .* mnist images are not grids; use a grid dataset"):
+        data.registry.grid_side("mnist")
 
 
 def test_normalizer_and_batches_cover_every_sample_once():

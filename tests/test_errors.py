@@ -270,6 +270,8 @@ def test_a_ratio_that_would_empty_a_layer_leaves_nothing_that_refuses_the_correc
     (["compare", "--methods", "prunefuse-nokd,al", "--kd"], ("--kd", "prunefuse's suffix in --methods sets it")),
     (["compare", "--methods", "prunefuse@0.7", "--prune-ratio", "0.3"], ("--prune-ratio", "suffix")),
     (["train", "--sync-bn"], ("--sync-bn", "torchrun")),
+    (["train", "--shuffle-tiles"], ("--shuffle-tiles", "digits images are not grids", "fashion-mnist-grid")),
+    (["merge", "--shuffle-tiles"], ("--shuffle-tiles", "digits images are not grids", "fashion-mnist-grid")),
     (["fit", "--pool", "p.npz", "--labels", "l.csv", "--kd-schedule", "decay"], ("--kd-schedule", "--kd turns it on")),
 ])
 def test_a_flag_that_no_method_run_reads_is_refused(tmp_path, capsys, args, words):
@@ -326,6 +328,25 @@ def test_resume_refuses_a_damaged_config(finished_run, tmp_path, capsys, edit):
     (out / "config.json").write_text(text)
     line = assert_refused(capsys, cli("run", "--resume", out), "config.json")
     assert "damaged" in line or "not from 'prunefuse run'" in line, line
+
+
+def test_a_run_saved_before_a_setting_existed_is_still_its_run(tmp_path, capsys):
+    """A setting added since a run was written reads as its default, which keeps that run's behaviour;
+    a section that is not a mapping is left for the comparison to refuse."""
+    from prunefuse.io.rundir import with_defaults
+
+    saved = {"arch": "lenet5", "train": {"lr": 0.1}}
+    assert with_defaults(saved, {"train": {"lr": 0.5, "shuffle_tiles": False}}) == {
+        "arch": "lenet5", "train": {"lr": 0.1, "shuffle_tiles": False}}
+    assert with_defaults({"train": [1]}, {"train": {"lr": 0.5}}) == {"train": [1]}
+    train = ["train", "--arch", "lenet5", "--epochs", "1", "--subset", "200", "--quiet", "--out", tmp_path / "run"]
+    assert cli(*train) == 0
+    saved = json.loads((tmp_path / "run" / "config.json").read_text())
+    del saved["config"]["train"]["shuffle_tiles"]
+    (tmp_path / "run" / "config.json").write_text(json.dumps(saved))
+    assert cli(*train) == 0
+    assert_refused(capsys, cli(*train[:-2], "--lr", "0.5", "--out", tmp_path / "run"), "another config",
+                   "train.lr: 0.1 there, 0.5 now")
 
 
 # --- tracebacks that used to escape --------------------------------------------------------------

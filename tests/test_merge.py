@@ -1083,7 +1083,8 @@ def test_a_layout_trains_with_its_own_seed_on_the_run_split(monkeypatch, capsys,
         def joint_finetune(self, net, epochs, lr, schedule, on_epoch):
             seen["training"], seen["init"] = self.config.single.seed, torch.initial_seed()
             for epoch in range(1, epochs + 1):
-                on_epoch({"epoch": epoch, "train_loss": 0.5, "train_accuracy": 0.75, "seconds": 2.0})
+                on_epoch({"epoch": epoch, "train_loss": 0.5 + (epochs - epoch) / 100, "train_accuracy": 0.75,
+                          "seconds": 2.0})
 
     monkeypatch.setattr(pam_layouts, "MergeRun", Run)
     monkeypatch.setattr(pam_layouts, "GroupedNet", lambda plan, widths, heads: "net")
@@ -1092,6 +1093,7 @@ def test_a_layout_trains_with_its_own_seed_on_the_run_split(monkeypatch, capsys,
     drops = pam_layouts.trained_drops(flags, {"layout": layout}, 25, train_seed)
     assert seen == {"split": 3, "training": expected, "init": expected}
     assert drops["layout"][pam_layouts.PER_TASK] == "0.00 / 0.00"
+    assert drops["layout"][pam_layouts.TRAIN_LOSS] == 0.5  # the last epoch's, not the first's (0.74)
     # an hour-long training says how far it is: every 25 // 10 = 2 epochs, and after the last
     lines = capsys.readouterr().err.splitlines()
     assert [line.split(",")[0] for line in lines] == [f"layout: epoch {e}/25" for e in (2, 4, 6, 8, 10, 12, 14, 16,
@@ -1302,5 +1304,8 @@ def test_a_benchmark_merge_run_reads_the_same_new_or_finished(monkeypatch, tmp_p
     assert common.merge_results(tmp_path / "run", ["--seed", "3"], as_recorded=True) == new  # a bench given no flags
     saved = json.loads((tmp_path / "run" / "config.json").read_text())
     del saved["config"]["split_seed"]  # written before --train-seed existed
+    del saved["config"]["single"]["shuffle_tiles"]  # and before --shuffle-tiles, whose default keeps its behaviour
     (tmp_path / "run" / "config.json").write_text(json.dumps(saved))
     assert common.merge_results(tmp_path / "run", flags) == new
+    with pytest.raises(SystemExit, match=r"single\.shuffle_tiles: False there, True now"):
+        common.merge_results(tmp_path / "run", [*flags, "--shuffle-tiles"])

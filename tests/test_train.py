@@ -45,6 +45,34 @@ def test_fashion_mnist_subset_integration(fashion_subset, tmp_path):
     assert r.history[-1]["train_loss"] < r.history[0]["train_loss"]
 
 
+def test_shuffle_tiles_reaches_the_batches_of_a_grid_dataset(monkeypatch):
+    """``shuffle_tiles`` must change what a grid dataset's training sees, and only when asked for."""
+    from prunefuse.data.batching import TensorBatches
+    from prunefuse.data.dataset import Dataset
+    from prunefuse.train import engine
+
+    tiles = []
+
+    class Recording(TensorBatches):
+        def __init__(self, *args, **kwargs):
+            tiles.append(kwargs.get("tiles", 1))
+            super().__init__(*args, **kwargs)
+
+    monkeypatch.setattr(engine, "TensorBatches", Recording)
+    g = torch.Generator().manual_seed(0)
+    grids = Dataset(torch.randint(0, 256, (16, 1, 56, 56), dtype=torch.uint8, generator=g),
+                    torch.randint(0, 2, (16, 10), generator=g), [f"has {c}" for c in range(10)],
+                    "fashion-mnist-grid", "train")
+    weights = []
+    for shuffle in (True, False):
+        torch.manual_seed(0)
+        model = models.create("lenet5", 10, 1, 56)
+        fit(model, grids, TrainConfig(epochs=1, batch_size=8, shuffle_tiles=shuffle, device="cpu"), quiet=True)
+        weights.append(model.conv1.weight.detach())
+    assert tiles == [2, 1]
+    assert not torch.equal(*weights)
+
+
 def test_piecewise_schedule_matches_reference():
     assert piecewise_factor(0, 181) == 0.1
     assert piecewise_factor(1, 181) == 1.0 and piecewise_factor(90, 181) == 1.0

@@ -82,6 +82,8 @@ COUNT = number(1, integer=True)
 NON_NEGATIVE_INT = number(0, integer=True)
 SEED = number(0, MAX_SEED, integer=True)
 WIDTH = number(0, 16, closed="right")
+SHUFFLE_TILES_HELP = ("draw each training image of a grid dataset (fashion-mnist-grid) with its items in a new random "
+                      "order every time (its labels say which items are present, not where); off by default")
 
 
 def add_data_arguments(p: argparse.ArgumentParser, default: str | None = "digits", subset: bool = True) -> None:

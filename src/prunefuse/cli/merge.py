@@ -18,6 +18,7 @@ from .args import (
     NON_NEGATIVE_INT,
     POSITIVE,
     SEED,
+    SHUFFLE_TILES_HELP,
     UNIT,
     WIDTH,
     add_data_arguments,
@@ -61,6 +62,9 @@ def merge_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--schedule", default="cosine")
     g.add_argument("--device", default="auto")
     g.add_argument("--seed", type=SEED, default=0)
+    g.add_argument("--shuffle-tiles", action="store_true",
+                   help="in every training of the run (single networks, joint training, fine-tunes, retraining), "
+                   + SHUFFLE_TILES_HELP)
     g.add_argument("--train-seed", type=SEED,
                    help="draw everything but the held-out split with this seed instead of --seed's (initialisation, "
                    "batch order, pruning's samples, PAM's MI jitter): a replicate of a run on its --checkpoints")
@@ -148,7 +152,8 @@ def merge_config(args) -> MergeConfig:
     if kd and not args.distill:
         raise UserError(f"{flag(next(iter(kd)))} has no effect without --distill; add --distill")
     single = TrainConfig(epochs=pick("epochs"), batch_size=pick("batch_size"), lr=args.lr, schedule=args.schedule,
-                         device=args.device, seed=args.seed if args.train_seed is None else args.train_seed)
+                         shuffle_tiles=args.shuffle_tiles, device=args.device,
+                         seed=args.seed if args.train_seed is None else args.train_seed)
     prune = PruneConfig(importance=args.importance, allocation=args.allocation, empty_groups=args.empty_groups,
                         step_fraction=args.step_fraction, tolerance=args.tolerance,
                         min_step_fraction=args.min_step_fraction, max_steps=args.max_steps,

@@ -18,6 +18,7 @@ from .args import (
     FRACTION,
     NON_NEGATIVE_INT,
     SEED,
+    SHUFFLE_TILES_HELP,
     WIDTH,
     add_data_arguments,
     add_train_arguments,
@@ -40,6 +41,7 @@ def train_arguments(p: argparse.ArgumentParser) -> None:
     add_train_arguments(p, {})
     p.add_argument("--nesterov", action="store_true")
     p.add_argument("--no-flip", action="store_true", help="no horizontal flips")
+    p.add_argument("--shuffle-tiles", action="store_true", help=SHUFFLE_TILES_HELP)
     p.add_argument("--no-channels-last", action="store_true")
     p.add_argument("--compile", action="store_true", help="torch.compile the model")
     p.add_argument("--sync-bn", action="store_true", help="under torchrun on CUDA: SyncBatchNorm")
@@ -53,7 +55,8 @@ def train_command(args) -> None:
         raise UserError("--sync-bn does nothing in one process (its batch statistics are already the whole "
                         "batch's); launch with torchrun --nproc-per-node N, or drop it")
     config = TrainConfig(epochs=args.epochs, min_steps=args.min_steps, nesterov=args.nesterov,
-                         flip=False if args.no_flip else None, channels_last=not args.no_channels_last,
+                         flip=False if args.no_flip else None, shuffle_tiles=args.shuffle_tiles,
+                         channels_last=not args.no_channels_last,
                          compile=args.compile, sync_bn=args.sync_bn, seed=args.seed, **given_train_options(args))
     spec = DataSpec(args.dataset, args.data_dir, args.download, args.subset, args.seed)
     r = train_model(spec, args.arch, config, args.out, args.width, args.quiet, args.overwrite)

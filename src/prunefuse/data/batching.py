@@ -33,6 +33,17 @@ def random_crop(x: torch.Tensor, padding: int, generator: torch.Generator | None
     return padded[batch, chan, rows, cols]
 
 
+def shuffle_tiles(x: torch.Tensor, side: int, generator: torch.Generator | None) -> torch.Tensor:
+    """Put each image's ``side`` x ``side`` tiles in a random order of its own, in one gather: where an
+    image is a grid of independent items labelled by which are present, not where, the order is noise."""
+    n, c, h, w = x.shape
+    th, tw, k = h // side, w // side, side * side
+    tiles = x.view(n, c, side, th, side, tw).permute(0, 2, 4, 1, 3, 5).reshape(n, k, c, th, tw)
+    order = torch.argsort(torch.rand(n, k, generator=generator, device="cpu"), dim=1).to(x.device)
+    tiles = tiles[torch.arange(n, device=x.device)[:, None], order]
+    return tiles.view(n, side, side, c, th, tw).permute(0, 3, 1, 4, 2, 5).reshape(n, c, h, w)
+
+
 def random_flip(x: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
     mask = torch.rand(x.shape[0], generator=generator, device="cpu").lt(0.5).to(x.device)
     return torch.where(mask[:, None, None, None], x.flip(3), x)
@@ -49,6 +60,7 @@ class TensorBatches:
     shuffle: bool = False
     crop_padding: int = 0
     flip: bool = False
+    tiles: int = 1  # > 1: shuffle each image's tiles, this many per side (shuffled batches only)
     drop_last: bool = False
     channels_last: bool = False
     generator: torch.Generator | None = None
@@ -68,6 +80,8 @@ class TensorBatches:
             idx = order[sl] if order is not None else None
             x = self.images[idx] if idx is not None else self.images[sl]
             y = self.labels[idx] if idx is not None else self.labels[sl]
+            if self.tiles > 1 and self.shuffle:
+                x = shuffle_tiles(x, self.tiles, self.generator)
             if self.crop_padding:
                 x = random_crop(x, self.crop_padding, self.generator)
             if self.flip:

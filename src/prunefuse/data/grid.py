@@ -11,6 +11,7 @@ import torch
 from .dataset import Dataset
 
 GRID_SEED = 0
+GRID_SIDE = 2  # items per side of an image, as compose_grids lays them out
 
 
 def compose_grids(items: torch.Tensor, labels: torch.Tensor, num_classes: int,

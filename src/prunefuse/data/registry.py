@@ -13,7 +13,7 @@ from ..errors import UserError
 from .arrays import fixed_split, read_digits, read_npz
 from .cifar import read_cifar
 from .dataset import Dataset
-from .grid import fashion_grid
+from .grid import GRID_SIDE, fashion_grid
 from .idx import has_idx_files, missing_idx_files, read_idx_split
 from .images import read_image_folder, read_tiny_imagenet, split_folders
 
@@ -43,13 +43,14 @@ class DatasetInfo:
     flip: bool  # horizontal flip is a sensible augmentation (not for digits)
     source: str | None = None  # made on the fly from this dataset's files
     build: Callable[[Dataset], Dataset] | None = None  # how, from a split of ``source``
+    tiles: int = 1  # an image is a grid of this many independent items per side, labelled by which are present
 
 
 DATASETS = {
     "digits": DatasetInfo("digits", "scikit-learn 8x8 digits (bundled default)", False, False),
     "fashion-mnist": DatasetInfo("fashion-mnist", "Fashion-MNIST IDX files (.gz or raw)", True, True),
     "fashion-mnist-grid": DatasetInfo("fashion-mnist-grid", "2x2 Fashion-MNIST grids, 10 binary attributes", True,
-                                      True, source="fashion-mnist", build=fashion_grid),
+                                      True, source="fashion-mnist", build=fashion_grid, tiles=GRID_SIDE),
     "mnist": DatasetInfo("mnist", "MNIST IDX files (.gz or raw)", True, False),
     "cifar10": DatasetInfo("cifar10", "CIFAR-10 python batches", True, True),
     "cifar100": DatasetInfo("cifar100", "CIFAR-100 python batches", True, True),
@@ -67,6 +68,16 @@ def info(name: str) -> DatasetInfo:
     if name not in DATASETS:
         raise UserError(f"unknown dataset '{name}'; choose one of: {', '.join(DATASETS)}")
     return DATASETS[name]
+
+
+def grid_side(name: str) -> int:
+    """Tiles per side that ``--shuffle-tiles`` may reorder; only a dataset of item grids has them."""
+    side = info(name).tiles
+    if side < 2:
+        grids = ", ".join(n for n, d in DATASETS.items() if d.tiles > 1)
+        raise UserError(f"--shuffle-tiles reorders the items of a grid image, and {name} images are not grids; "
+                        f"use a grid dataset ({grids}), or drop it")
+    return side
 
 
 def cache_dir(name: str) -> Path:

@@ -64,6 +64,13 @@ def fingerprint(config: dict) -> str:
     return hashlib.sha256(json.dumps(config, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
+def with_defaults(saved: dict, sections: dict[str, dict]) -> dict:
+    """A saved config whose sections (e.g. ``"train"``) lack settings added since it was written, given
+    their defaults, which keep the behaviour of the version that wrote it: such a run still resumes."""
+    return {**saved, **{key: {**defaults, **saved[key]} for key, defaults in sections.items()
+                        if isinstance(saved.get(key), dict)}}
+
+
 def differing_keys(a, b, prefix: str = "") -> list[str]:
     """Dotted keys whose values differ between two nested dicts."""
     if not (isinstance(a, dict) and isinstance(b, dict)):

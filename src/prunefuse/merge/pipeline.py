@@ -14,10 +14,11 @@ import torch
 from .. import models
 from ..data.batching import Normalizer
 from ..data.dataset import Dataset
+from ..data.registry import grid_side
 from ..data.spec import DataSpec
 from ..errors import UserError
 from ..io import checkpoint
-from ..io.rundir import RunDirectory, describe, differing_keys, seed_everything
+from ..io.rundir import RunDirectory, describe, differing_keys, seed_everything, with_defaults
 from ..io.storage import append_jsonl, write_json
 from ..models.base import init_weights, scaled
 from ..train import TrainConfig, fit
@@ -44,6 +45,11 @@ MERGE_SETTINGS = {"pam": ("merge_epochs", "merge_lr", "calibration", "alpha_conv
                           "exclusive_quota"),
                   "mtz": ("merge_epochs", "merge_lr", "calibration", "mtz_share"),
                   "shared": ("shared_width", "shared_epochs")}
+
+
+def saved_in_todays_schema(saved: dict) -> dict:
+    """A saved merge config with the training and pruning settings added since at their defaults."""
+    return with_defaults(saved, {"single": TrainConfig().to_dict(), "prune": PruneConfig().to_dict()})
 
 
 @dataclass
@@ -118,6 +124,8 @@ class MergeConfig:
             raise UserError("--merge-epochs must be 0 or more")
         if self.split_seed is not None:
             check_seed("split_seed", self.split_seed)
+        if self.single.shuffle_tiles:
+            grid_side(self.data.name)  # refused before any work, not at the first training
         if self.joint and not self.checkpoints:
             raise UserError("--joint needs the single-task networks it was merged from; pass --checkpoints "
                             "with the singles/taskN of the run that made it")
@@ -395,7 +403,8 @@ class MergeRun:
             c, h, _ = self.input_shape  # residual networks are refused before training
             plan_of(models.create(self.config.arch, 2, c, h, self.config.width), self.config.arch, self.input_shape)
         self.joint = self.load_joint(self.config.joint) if self.config.joint else {}
-        with RunDirectory.claim(self.out, "merge", self.config.to_dict(), overwrite=self.overwrite):
+        with RunDirectory.claim(self.out, "merge", self.config.to_dict(), overwrite=self.overwrite,
+                                upgrade=saved_in_todays_schema):
             self.metrics.unlink(missing_ok=True)
             return self.merge_and_measure()
 

@@ -26,6 +26,7 @@ class TrainConfig:
     label_smoothing: float = 0.0
     crop_padding: int | None = None  # None: 4 pixels for 28x28 and larger inputs, 1 for smaller
     flip: bool | None = None  # None: on unless the dataset holds digits
+    shuffle_tiles: bool = False  # a grid dataset's images drawn with their items in a random order each time
     channels_last: bool = True
     amp: str = "auto"  # auto: bf16 (or fp16) autocast on CUDA, off on the CPU
     compile: bool = False

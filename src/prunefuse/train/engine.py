@@ -15,7 +15,7 @@ from tqdm.auto import tqdm
 from .. import distributed
 from ..data.batching import Normalizer, TensorBatches
 from ..data.dataset import Dataset
-from ..data.registry import DATASETS
+from ..data.registry import DATASETS, grid_side
 from ..errors import UserError
 from ..io.storage import append_jsonl
 from .config import TrainConfig
@@ -167,6 +167,7 @@ def fit(model: nn.Module, train: Dataset, config: TrainConfig, test: Dataset | N
         train.images.to(device), train.labels.to(device), normalizer, config.batch_size, shuffle=True,
         crop_padding=config.crop_padding if config.crop_padding is not None else default_crop_padding(image_size),
         flip=config.flip if config.flip is not None else default_flip(train.name),
+        tiles=grid_side(train.name) if config.shuffle_tiles else 1,
         drop_last=len(train) > config.batch_size, channels_last=channels_last, generator=generator,
         rank=distributed.rank(), world_size=distributed.world_size())
     world = distributed.world_size()

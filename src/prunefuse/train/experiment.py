@@ -7,10 +7,11 @@ from pathlib import Path
 
 from .. import models
 from ..data.batching import Normalizer
+from ..data.registry import grid_side
 from ..data.spec import DataSpec
 from ..flops import count
 from ..io import checkpoint
-from ..io.rundir import RunDirectory, seed_everything
+from ..io.rundir import RunDirectory, seed_everything, with_defaults
 from ..io.storage import write_json
 from .config import TrainConfig
 from .engine import fit
@@ -23,9 +24,12 @@ def train_model(data_spec: DataSpec, arch: str, config: TrainConfig, out: str | 
     ``out`` must be new, empty, or hold a ``train`` run of this very config (which is then trained
     again); ``overwrite`` clears another run that is there."""
     models.check_name(arch)
+    if config.shuffle_tiles:
+        grid_side(data_spec.name)  # refused before the run directory is made
     settings = {"data": vars(data_spec), "arch": arch, "width": width, "train": config.to_dict()}
     train, test = data_spec.load()
-    with RunDirectory.claim(out, "train", settings, overwrite=overwrite):
+    with RunDirectory.claim(out, "train", settings, overwrite=overwrite,
+                            upgrade=lambda saved: with_defaults(saved, {"train": TrainConfig().to_dict()})):
         out = Path(out)
         c, h, w = train.input_shape
         seed_everything(config.seed)
