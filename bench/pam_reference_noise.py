@@ -33,7 +33,7 @@ from prunefuse.active.stats import mean_interval
 from prunefuse.io.rundir import describe, differing_keys, stored_config
 from prunefuse.io.storage import read_json
 from prunefuse.merge.group_pruning import within
-from prunefuse.merge.pipeline import recorded_split_seed, without_local
+from prunefuse.merge.pipeline import recorded_split_seed, saved_in_todays_schema, without_local
 
 # what a single network's accuracy depends on, beside its training seed
 SETTINGS = ("data", "tasks", "arch", "width", "val_size", "single")
@@ -50,7 +50,7 @@ def recorded(run: Path) -> dict:
         raise SystemExit(f"{run / 'config.json'}: damaged ({e}); {hint}") from None
     if not isinstance(saved, dict) or saved.get("command") != "merge" or stored_config(saved) is None:
         raise SystemExit(f"{run} holds no merge run (its config.json is not a merge's); {hint}")
-    return stored_config(saved)
+    return saved_in_todays_schema(stored_config(saved))
 
 
 def singles_setting(run: Path, config: dict) -> dict:

@@ -339,6 +339,7 @@ def test_a_run_saved_before_a_setting_existed_is_still_its_run(tmp_path, capsys)
     assert with_defaults(saved, {"train": {"lr": 0.5, "shuffle_tiles": False}}) == {
         "arch": "lenet5", "train": {"lr": 0.1, "shuffle_tiles": False}}
     assert with_defaults({"train": [1]}, {"train": {"lr": 0.5}}) == {"train": [1]}
+    assert with_defaults([1, 2], {"train": {"lr": 0.5}}) == [1, 2]
     train = ["train", "--arch", "lenet5", "--epochs", "1", "--subset", "200", "--quiet", "--out", tmp_path / "run"]
     assert cli(*train) == 0
     saved = json.loads((tmp_path / "run" / "config.json").read_text())

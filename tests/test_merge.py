@@ -836,10 +836,13 @@ def joint_rerun(out: Path, *args: str) -> list[str]:
 
 def test_a_joint_trained_network_is_pruned_again_without_merging_or_training_it(fashion_merge, tmp_path):
     out, first = fashion_merge
-    joint = tmp_path / "joint"  # a copy that also records a setting no longer compared
+    joint = tmp_path / "joint"  # a copy that records a setting no longer compared and lacks one added since
     joint.with_suffix(".safetensors").write_bytes((out / "pam" / "joint.safetensors").read_bytes())
     meta = json.loads((out / "pam" / "joint.json").read_text())
-    joint.with_suffix(".json").write_text(json.dumps({**meta, "settings": {**meta["settings"], "retired": 1}}))
+    single = {k: v for k, v in meta["settings"]["single"].items() if k != "shuffle_tiles"}
+    assert len(single) < len(meta["settings"]["single"])
+    joint.with_suffix(".json").write_text(json.dumps({**meta, "settings": {**meta["settings"], "retired": 1,
+                                                                           "single": single}}))
     # the singles' epochs do not make PAM's network: a run may change them
     assert main(joint_rerun(out, "--joint", str(joint), "--methods", "pam", "--importance",
                             "magnitude", "--max-steps", "1", "--epochs", "3",

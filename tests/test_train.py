@@ -46,7 +46,8 @@ def test_fashion_mnist_subset_integration(fashion_subset, tmp_path):
 
 
 def test_shuffle_tiles_reaches_the_batches_of_a_grid_dataset(monkeypatch):
-    """``shuffle_tiles`` must change what a grid dataset's training sees, and only when asked for."""
+    """``shuffle_tiles`` must reach a grid dataset's training batches, and only when asked for (what the
+    batches then hold is tested with ``shuffle_tiles`` itself)."""
     from prunefuse.data.batching import TensorBatches
     from prunefuse.data.dataset import Dataset
     from prunefuse.train import engine
@@ -63,14 +64,10 @@ def test_shuffle_tiles_reaches_the_batches_of_a_grid_dataset(monkeypatch):
     grids = Dataset(torch.randint(0, 256, (16, 1, 56, 56), dtype=torch.uint8, generator=g),
                     torch.randint(0, 2, (16, 10), generator=g), [f"has {c}" for c in range(10)],
                     "fashion-mnist-grid", "train")
-    weights = []
     for shuffle in (True, False):
-        torch.manual_seed(0)
-        model = models.create("lenet5", 10, 1, 56)
-        fit(model, grids, TrainConfig(epochs=1, batch_size=8, shuffle_tiles=shuffle, device="cpu"), quiet=True)
-        weights.append(model.conv1.weight.detach())
+        fit(models.create("lenet5", 10, 1, 56), grids, TrainConfig(epochs=1, batch_size=8, shuffle_tiles=shuffle,
+                                                                   device="cpu"), quiet=True)
     assert tiles == [2, 1]
-    assert not torch.equal(*weights)
 
 
 def test_piecewise_schedule_matches_reference():

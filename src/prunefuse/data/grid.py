@@ -11,20 +11,21 @@ import torch
 from .dataset import Dataset
 
 GRID_SEED = 0
-GRID_SIDE = 2  # items per side of an image, as compose_grids lays them out
+GRID_SIDE = 2  # items per side of an image
 
 
 def compose_grids(items: torch.Tensor, labels: torch.Tensor, num_classes: int,
                   generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
-    """Four items per image, each item used once: (N/4) x C x 2H x 2W images and N/4 x classes 0/1 labels."""
-    n = len(items) // 4
-    order = torch.randperm(len(items), generator=generator)[: 4 * n].view(n, 4)
-    tiles = items[order]  # n x 4 x C x H x W
-    top = torch.cat([tiles[:, 0], tiles[:, 1]], dim=-1)
-    bottom = torch.cat([tiles[:, 2], tiles[:, 3]], dim=-1)
+    """GRID_SIDE² items per image, each item used once: N/4 x C x 2H x 2W images and N/4 x classes 0/1
+    labels."""
+    k = GRID_SIDE * GRID_SIDE
+    n = len(items) // k
+    order = torch.randperm(len(items), generator=generator)[: k * n].view(n, k)
+    tiles = items[order]  # n x k x C x H x W, in reading order
+    rows = [torch.cat([tiles[:, r * GRID_SIDE + c] for c in range(GRID_SIDE)], dim=-1) for r in range(GRID_SIDE)]
     present = torch.zeros(n, num_classes, dtype=torch.long)
     present.scatter_(1, labels[order], 1)
-    return torch.cat([top, bottom], dim=-2).contiguous(), present
+    return torch.cat(rows, dim=-2).contiguous(), present
 
 
 def fashion_grid(items: Dataset) -> Dataset:

@@ -66,7 +66,10 @@ def fingerprint(config: dict) -> str:
 
 def with_defaults(saved: dict, sections: dict[str, dict]) -> dict:
     """A saved config whose sections (e.g. ``"train"``) lack settings added since it was written, given
-    their defaults, which keep the behaviour of the version that wrote it: such a run still resumes."""
+    their defaults, which keep the behaviour of the version that wrote it: such a run still resumes.
+    Anything that is not a mapping is returned as it is, for the comparison to refuse."""
+    if not isinstance(saved, dict):
+        return saved
     return {**saved, **{key: {**defaults, **saved[key]} for key, defaults in sections.items()
                         if isinstance(saved.get(key), dict)}}
 

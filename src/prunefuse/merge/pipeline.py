@@ -22,6 +22,7 @@ from ..io.rundir import RunDirectory, describe, differing_keys, seed_everything,
 from ..io.storage import append_jsonl, write_json
 from ..models.base import init_weights, scaled
 from ..train import TrainConfig, fit
+from ..train.config import ADDED_SINCE_SAVED
 from ..validation import changed_flags, check_seed, flag
 from .assemble import assemble
 from .group_pruning import PruneConfig, prune_network, task_accuracy, within
@@ -48,8 +49,9 @@ MERGE_SETTINGS = {"pam": ("merge_epochs", "merge_lr", "calibration", "alpha_conv
 
 
 def saved_in_todays_schema(saved: dict) -> dict:
-    """A saved merge config with the training and pruning settings added since at their defaults."""
-    return with_defaults(saved, {"single": TrainConfig().to_dict(), "prune": PruneConfig().to_dict()})
+    """A saved merge config (or a joint checkpoint's settings) as today's code would write it, so that a
+    run or network made before a setting existed is not refused as made with another config."""
+    return with_defaults(saved, {"single": ADDED_SINCE_SAVED})
 
 
 @dataclass
@@ -293,7 +295,7 @@ class MergeRun:
                 raise UserError(f"{path} was merged from other single-task networks; pass the --checkpoints "
                                 "of the run that made it (its singles/taskN)")
             settings = joint_settings(self.config, method)
-            saved = restricted(meta.get("settings", {}), settings)
+            saved = restricted(saved_in_todays_schema(meta.get("settings", {})), settings)
             differ = differing_keys(saved, settings)
             if differ:
                 raise UserError(f"{path} was made with other settings ({describe(differ, saved, settings)}); "

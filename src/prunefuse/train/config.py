@@ -13,6 +13,11 @@ AMP_MODES = ("auto", "off", "bf16", "fp16")
 KD_SCHEDULES = ("constant", "decay")
 
 
+# settings added since run directories and checkpoints were first saved, at the values that keep what
+# those were made with: a saved config lacking one is read with it (``io.rundir.with_defaults``)
+ADDED_SINCE_SAVED = {"shuffle_tiles": False}
+
+
 @dataclass
 class TrainConfig:
     epochs: int = 30
@@ -26,7 +31,8 @@ class TrainConfig:
     label_smoothing: float = 0.0
     crop_padding: int | None = None  # None: 4 pixels for 28x28 and larger inputs, 1 for smaller
     flip: bool | None = None  # None: on unless the dataset holds digits
-    shuffle_tiles: bool = False  # a grid dataset's images drawn with their items in a random order each time
+    # a grid image's labels say which items are present, not where: reordering them is a free augmentation
+    shuffle_tiles: bool = False
     channels_last: bool = True
     amp: str = "auto"  # auto: bf16 (or fp16) autocast on CUDA, off on the CPU
     compile: bool = False

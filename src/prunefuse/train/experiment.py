@@ -13,7 +13,7 @@ from ..flops import count
 from ..io import checkpoint
 from ..io.rundir import RunDirectory, seed_everything, with_defaults
 from ..io.storage import write_json
-from .config import TrainConfig
+from .config import ADDED_SINCE_SAVED, TrainConfig
 from .engine import fit
 
 
@@ -29,7 +29,7 @@ def train_model(data_spec: DataSpec, arch: str, config: TrainConfig, out: str | 
     settings = {"data": vars(data_spec), "arch": arch, "width": width, "train": config.to_dict()}
     train, test = data_spec.load()
     with RunDirectory.claim(out, "train", settings, overwrite=overwrite,
-                            upgrade=lambda saved: with_defaults(saved, {"train": TrainConfig().to_dict()})):
+                            upgrade=lambda saved: with_defaults(saved, {"train": ADDED_SINCE_SAVED})):
         out = Path(out)
         c, h, w = train.input_shape
         seed_everything(config.seed)
