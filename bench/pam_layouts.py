@@ -59,14 +59,12 @@ def layout_method(net: GroupedNet, subsets: list[list[int]]) -> dict:
     return {"subsets": [{"tasks": tasks, "flops": 2 * net.analytic_macs(tasks)} for tasks in subsets]}
 
 
-def progress(name: str, epochs: int, last: dict) -> Callable[[dict], None]:
+def progress(name: str, epochs: int) -> Callable[[dict], None]:
     """A line on stderr about every tenth of the epochs, and after the last: training a layout takes an
-    hour and more on one CPU thread, and a log that stays empty that long cannot be told from a hung run.
-    ``last`` keeps the latest epoch's record."""
+    hour and more on one CPU thread, and a log that stays empty that long cannot be told from a hung run."""
     every = max(1, epochs // 10)
 
     def report(record: dict) -> None:
-        last.update(record)
         if record["epoch"] % every == 0 or record["epoch"] == epochs:
             print(f"{name}: epoch {record['epoch']}/{epochs}, train loss {record['train_loss']:.4f}, train accuracy "
                   f"{record['train_accuracy']:.4f}, {record['seconds']:.1f} s an epoch", file=sys.stderr, flush=True)
@@ -96,13 +94,12 @@ def trained_drops(flags: list[str], nets: dict[str, GroupedNet], epochs: int,
     for name, net in nets.items():
         seed_everything(config.single.seed)
         net = GroupedNet(net.plan, net.widths, net.head_sizes)
-        last: dict = {}
-        run.joint_finetune(net, epochs, config.single.lr, config.single.schedule,
-                           on_epoch=progress(name, epochs, last))
+        trained = run.joint_finetune(net, epochs, config.single.lr, config.single.schedule,
+                                     on_epoch=progress(name, epochs))
         mine = {key: run.accuracy(net, every, data) for key, data in splits.items()}
         drops[name] = {key: 100 * max(single[key][t] - mine[key][t] for t in every) for key in splits}
         drops[name][PER_TASK] = per_task_drops(single[VAL_DROP], mine[VAL_DROP])
-        drops[name][TRAIN_LOSS] = round(last["train_loss"], 4)
+        drops[name][TRAIN_LOSS] = round(trained.history[-1]["train_loss"], 4)
     return drops
 
 

@@ -1085,9 +1085,11 @@ def test_a_layout_trains_with_its_own_seed_on_the_run_split(monkeypatch, capsys,
 
         def joint_finetune(self, net, epochs, lr, schedule, on_epoch):
             seen["training"], seen["init"] = self.config.single.seed, torch.initial_seed()
-            for epoch in range(1, epochs + 1):
-                on_epoch({"epoch": epoch, "train_loss": 0.5 + (epochs - epoch) / 100, "train_accuracy": 0.75,
-                          "seconds": 2.0})
+            history = [{"epoch": epoch, "train_loss": 0.5 + (epochs - epoch) / 100, "train_accuracy": 0.75,
+                        "seconds": 2.0} for epoch in range(1, epochs + 1)]
+            for record in history:
+                on_epoch(record)
+            return SimpleNamespace(history=history)
 
     monkeypatch.setattr(pam_layouts, "MergeRun", Run)
     monkeypatch.setattr(pam_layouts, "GroupedNet", lambda plan, widths, heads: "net")

@@ -16,8 +16,8 @@ GRID_SIDE = 2  # items per side of an image
 
 def compose_grids(items: torch.Tensor, labels: torch.Tensor, num_classes: int,
                   generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
-    """GRID_SIDE² items per image, each item used once: N/4 x C x 2H x 2W images and N/4 x classes 0/1
-    labels."""
+    """GRID_SIDE² items per image in reading order, each item used once: N/GRID_SIDE² images of
+    GRID_SIDE x GRID_SIDE items, and their classes-present 0/1 labels."""
     k = GRID_SIDE * GRID_SIDE
     n = len(items) // k
     order = torch.randperm(len(items), generator=generator)[: k * n].view(n, k)

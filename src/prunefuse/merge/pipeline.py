@@ -21,7 +21,7 @@ from ..io import checkpoint
 from ..io.rundir import RunDirectory, describe, differing_keys, seed_everything, with_defaults
 from ..io.storage import append_jsonl, write_json
 from ..models.base import init_weights, scaled
-from ..train import TrainConfig, fit
+from ..train import TrainConfig, TrainResult, fit
 from ..train.config import ADDED_SINCE_SAVED
 from ..validation import changed_flags, check_seed, flag
 from .assemble import assemble
@@ -315,13 +315,15 @@ class MergeRun:
         return TaskTeachers(self.singles, which) if self.config.distill else None
 
     def joint_finetune(self, net: GroupedNet, epochs: int, lr: float, schedule: str = "cosine",
-                       on_epoch: Callable[[dict], None] | None = None) -> None:
-        if epochs:
-            config = TrainConfig(**{**self.config.single.to_dict(), "epochs": epochs, "lr": lr, "schedule": schedule,
-                                    "channels_last": False})
-            every = tuple(range(len(self.tasks)))
-            fit(net, self.train, config, normalizer=self.normalizer, objective=self.objective(), quiet=self.quiet,
-                desc="joint", teacher=self.teacher(every), on_epoch=on_epoch)
+                       on_epoch: Callable[[dict], None] | None = None) -> TrainResult | None:
+        """Train ``net`` on all its tasks; fit's result, or None for no epochs."""
+        if not epochs:
+            return None
+        config = TrainConfig(**{**self.config.single.to_dict(), "epochs": epochs, "lr": lr, "schedule": schedule,
+                                "channels_last": False})
+        every = tuple(range(len(self.tasks)))
+        return fit(net, self.train, config, normalizer=self.normalizer, objective=self.objective(), quiet=self.quiet,
+                   desc="joint", teacher=self.teacher(every), on_epoch=on_epoch)
 
     def build(self, method: str, singles: list[GroupedNet]) -> GroupedNet:
         x, labels = self.calibration()
